@@ -1,0 +1,161 @@
+"""``Auth0Authentication``: DRF authentication for Auth0 access tokens, Bearer or DPoP.
+
+A pipeline of small overridable steps — header → credentials → verified token → user — in the
+manner of DRF's ``TokenAuthentication``. It returns None for requests that are not ours (no
+``Authorization`` header, another scheme) so other authenticators can run, and raises for
+Bearer/DPoP credentials that fail. The failure is remembered on the request so
+``authenticate_header`` can answer with the precise RFC 6750 / RFC 9449 challenge.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from django_auth0_obo import challenges, dpop, signals, tokens
+from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
+from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.exceptions import (
+    AuthenticationError,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    TenantUnavailable,
+)
+from django_auth0_obo.user import Auth0User
+from django_auth0_obo.verified import VerifiedToken
+
+logger = logging.getLogger("django_auth0_obo")
+
+#: RFC 6750 §2.1 b64token: what a token may look like. Anything else is a malformed request.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+#: Attribute on the Django ``HttpRequest`` holding the failure, for ``authenticate_header``.
+ERROR_ATTRIBUTE = "auth0_obo_error"
+
+
+class Auth0Authentication(BaseAuthentication):
+    """Verify ``Authorization: Bearer <token>`` or ``Authorization: DPoP <token>`` + ``DPoP``."""
+
+    keywords = ("bearer", "dpop")
+
+    def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
+        try:
+            credentials = self.get_credentials(request)
+            if credentials is None:
+                return None
+            scheme, raw_token = credentials
+            verified = self.verify_credentials(request, scheme, raw_token)
+            user = self.get_user(verified)
+        except AuthenticationError as error:
+            setattr(request._request, ERROR_ATTRIBUTE, error)
+            logger.info("Rejected %s credentials: %s", error.error, error.description)
+            raise Auth0AuthenticationFailed(error) from error
+        except TenantUnavailable as error:
+            logger.warning("Cannot verify tokens: %s", error.description)
+            raise ServiceUnavailable() from error
+        signals.token_verified.send(sender=type(self), request=request, token=verified)
+        return user, verified
+
+    def get_credentials(self, request: Request) -> tuple[str, str] | None:
+        """Return ``(scheme, raw token)`` from the Authorization header, or None if not ours."""
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if header is None:
+            return None
+        scheme, _, rest = header.strip().partition(" ")
+        if scheme.lower() not in self.keywords:
+            return None
+        scheme = "DPoP" if scheme.lower() == "dpop" else "Bearer"
+        raw_token = rest.strip()
+        if not raw_token:
+            raise InvalidRequest("No token in the Authorization header.")
+        if not TOKEN_PATTERN.fullmatch(raw_token):
+            raise InvalidRequest("Malformed Authorization header.")
+        return scheme, raw_token
+
+    def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
+        """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
+        mode = obo_settings.DPOP_MODE
+        proof = self.get_dpop_proof(request)
+        if scheme == "Bearer":
+            if mode == "required":
+                raise InvalidToken("DPoP-bound tokens are required.").with_scheme("DPoP")
+            if proof is not None:
+                raise InvalidRequest("A DPoP proof was sent with the Bearer scheme.")
+        elif mode == "disabled":
+            raise InvalidRequest("The DPoP scheme is not accepted.")
+        elif proof is None:
+            raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
+
+        claims = tokens.verify_access_token(raw_token, audiences=self.get_audiences(request))
+        bound_jkt = _bound_jkt(claims)
+        if scheme == "Bearer":
+            if bound_jkt is not None:
+                raise InvalidToken("A DPoP-bound token was sent with the Bearer scheme.")
+            return VerifiedToken(raw_token, claims, "Bearer")
+        if bound_jkt is None:
+            raise InvalidToken("The DPoP scheme needs a DPoP-bound token.").with_scheme("DPoP")
+        assert proof is not None
+        jkt = dpop.verify_proof(
+            proof,
+            method=request.method or "GET",
+            url=request.build_absolute_uri(),
+            access_token=raw_token,
+            jkt=bound_jkt,
+        )
+        return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
+
+    def get_dpop_proof(self, request: Request) -> str | None:
+        """Return the single ``DPoP`` header value, or None when absent."""
+        value = request.META.get("HTTP_DPOP")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or "," in value or " " in value:
+            raise InvalidDPoPProof("Exactly one DPoP proof is expected.")
+        return value
+
+    def get_audiences(self, request: Request) -> Sequence[str] | None:
+        """Return the view's ``audience`` narrowing (str or list), or None for the settings'."""
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if view is None:
+            return None
+        getter = getattr(view, "get_audience", None)
+        audience = getter() if callable(getter) else getattr(view, "audience", None)
+        if audience is None:
+            return None
+        return (audience,) if isinstance(audience, str) else tuple(audience)
+
+    def get_user(self, verified: VerifiedToken) -> Any:
+        """Return ``USER_RESOLVER(claims)`` when configured, else a stateless ``Auth0User``."""
+        resolver = obo_settings.USER_RESOLVER
+        if resolver is None:
+            return Auth0User(verified)
+        user = resolver(verified.claims)
+        if user is None:
+            raise InvalidToken("The token's subject is not a known user.")
+        return user
+
+    def authenticate_header(self, request: Request) -> str:
+        return challenges.authenticate_header(
+            realm=obo_settings.REALM,
+            dpop_mode=obo_settings.DPOP_MODE,
+            dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
+            error=getattr(request._request, ERROR_ATTRIBUTE, None),
+            resource_metadata=challenges.resource_metadata_url(request),
+        )
+
+
+def _bound_jkt(claims: dict[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not jkt:
+        raise InvalidToken("Malformed cnf claim.")
+    return jkt

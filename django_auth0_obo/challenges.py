@@ -1,0 +1,76 @@
+"""``WWW-Authenticate`` challenges (RFC 6750 §3, RFC 9449 §7.1, RFC 9728 §5.1).
+
+All quoting and escaping happens here, so no caller can put an unescaped quote, a backslash, a
+control character or an over-long text into a header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+from django_auth0_obo.exceptions import AuthenticationError
+
+#: URL name of the RFC 9728 metadata view in ``django_auth0_obo.urls``.
+METADATA_URL_NAME = "django_auth0_obo:oauth-protected-resource"
+
+MAX_DESCRIPTION_LENGTH = 200
+
+
+def quote(value: str) -> str:
+    """Quote a parameter value: drop ``"``, ``\\`` and non-printable characters."""
+    cleaned = "".join(ch for ch in value if 0x20 <= ord(ch) < 0x7F and ch not in '"\\')
+    return f'"{cleaned[:MAX_DESCRIPTION_LENGTH]}"'
+
+
+def challenge(scheme: str, params: Iterable[tuple[str, str | None]]) -> str:
+    """One challenge: ``Scheme k="v", k2="v2"`` (parameters whose value is None are skipped)."""
+    rendered = ", ".join(f"{key}={quote(value)}" for key, value in params if value is not None)
+    return f"{scheme} {rendered}" if rendered else scheme
+
+
+def authenticate_header(
+    *,
+    realm: str,
+    dpop_mode: str,
+    dpop_algorithms: Iterable[str],
+    error: AuthenticationError | None = None,
+    resource_metadata: str | None = None,
+    scope: str | None = None,
+) -> str:
+    """The full header: a Bearer and/or a DPoP challenge, the error on the scheme it concerns."""
+    challenges: list[str] = []
+    offered = []
+    if dpop_mode != "required":
+        offered.append("Bearer")
+    if dpop_mode != "disabled":
+        offered.append("DPoP")
+    error_scheme = None
+    if error is not None:
+        error_scheme = error.scheme if error.scheme in offered else offered[0]
+    for scheme in offered:
+        params: list[tuple[str, str | None]] = []
+        if scheme == "Bearer":
+            params.append(("realm", realm))
+        else:
+            params.append(("algs", " ".join(dpop_algorithms)))
+        if error is not None and scheme == error_scheme:
+            params.append(("error", error.error))
+            params.append(("error_description", error.description))
+        if scope:
+            params.append(("scope", scope))
+        if resource_metadata:
+            params.append(("resource_metadata", resource_metadata))
+        challenges.append(challenge(scheme, params))
+    return ", ".join(challenges)
+
+
+def resource_metadata_url(request: HttpRequest) -> str | None:
+    """Absolute URL of this API's protected resource metadata, when its URLs are installed."""
+    try:
+        path = reverse(METADATA_URL_NAME)
+    except NoReverseMatch:
+        return None
+    return request.build_absolute_uri(path)

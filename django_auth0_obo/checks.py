@@ -1,0 +1,148 @@
+"""System checks for ``AUTH0_OBO`` (``manage.py check``), with stable ids ``auth0_obo.E0xx``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from django_auth0_obo.conf import (
+    AUDIT_MODES,
+    CLIENT_AUTH_METHODS,
+    DEFAULTS,
+    DPOP_MODES,
+    SETTINGS_NAME,
+)
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def _error(msg: str, id_: int, hint: str | None = None) -> Error:
+    return Error(msg, hint=hint, obj=SETTINGS_NAME, id=f"auth0_obo.E{id_:03d}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _is_host_port(domain: Any) -> bool:
+    if not isinstance(domain, str) or not domain or any(c in domain for c in "/?#@ \\"):
+        return False
+    host, _, port = domain.rpartition(":") if ":" in domain else (domain, "", "")
+    return bool(host) and (not port or port.isdigit())
+
+
+@register(Tags.security, "auth0_obo")
+def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Validate ``AUTH0_OBO`` without touching the network."""
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if raw is None:
+        return [_error(f"{SETTINGS_NAME} is not set.", 1, "Set DOMAIN and AUDIENCE at least.")]
+    if not isinstance(raw, dict):
+        return [_error(f"{SETTINGS_NAME} must be a dict.", 1)]
+    conf = {**DEFAULTS, **raw}
+    errors: list[CheckMessage] = []
+
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        errors.append(_error(f"Unknown {SETTINGS_NAME} key(s): {', '.join(unknown)}.", 8))
+
+    domains = _as_list(conf["DOMAINS"]) or _as_list(conf["DOMAIN"])
+    if not domains:
+        errors.append(_error("DOMAIN (or DOMAINS) is required.", 1))
+    for domain in domains:
+        if not _is_host_port(domain):
+            errors.append(
+                _error(
+                    f"DOMAIN {domain!r} must be host[:port], without scheme or path.",
+                    3,
+                    "Write 'tenant.us.auth0.com', not 'https://tenant.us.auth0.com/'.",
+                )
+            )
+
+    audiences = _as_list(conf["AUDIENCE"])
+    if not audiences or not all(isinstance(a, str) and a for a in audiences):
+        errors.append(_error("AUDIENCE is required (a string or a list of strings).", 2))
+
+    if conf["DPOP_MODE"] not in DPOP_MODES:
+        errors.append(_error(f"DPOP_MODE must be one of {', '.join(DPOP_MODES)}.", 4))
+
+    bad_algs = [a for a in _as_list(conf["ALGORITHMS"]) if a not in ASYMMETRIC_ALGORITHMS]
+    if bad_algs or not conf["ALGORITHMS"]:
+        errors.append(
+            _error(
+                f"ALGORITHMS may only name asymmetric JWS algorithms; refused: {bad_algs}.",
+                5,
+                "'none' and HMAC (HS256...) are never accepted for access tokens.",
+            )
+        )
+    bad_dpop = [a for a in _as_list(conf["DPOP_ALGORITHMS"]) if a not in ASYMMETRIC_ALGORITHMS]
+    if bad_dpop or not conf["DPOP_ALGORITHMS"]:
+        errors.append(
+            _error(f"DPOP_ALGORITHMS may only name asymmetric algorithms; refused: {bad_dpop}.", 9)
+        )
+
+    if conf["CLIENT_SECRET"] and not conf["CLIENT_ID"]:
+        errors.append(_error("CLIENT_SECRET is set but CLIENT_ID is not.", 6))
+
+    bundle = conf["TLS_CA_BUNDLE"]
+    if bundle and not os.path.isfile(bundle):
+        errors.append(_error(f"TLS_CA_BUNDLE {bundle!r} is not a file.", 7))
+
+    if conf["CLIENT_AUTH_METHOD"] not in CLIENT_AUTH_METHODS:
+        errors.append(
+            _error(f"CLIENT_AUTH_METHOD must be one of {', '.join(CLIENT_AUTH_METHODS)}.", 10)
+        )
+    if conf["AUDIT"] not in AUDIT_MODES:
+        errors.append(_error(f"AUDIT must be one of {', '.join(AUDIT_MODES)}.", 11))
+
+    resolver = conf["USER_RESOLVER"]
+    if isinstance(resolver, str):
+        try:
+            import_string(resolver)
+        except ImportError:
+            errors.append(_error(f"USER_RESOLVER {resolver!r} cannot be imported.", 12))
+
+    if conf["CACHE_ALIAS"] not in settings.CACHES:
+        errors.append(_error(f"CACHE_ALIAS {conf['CACHE_ALIAS']!r} is not in CACHES.", 13))
+
+    for key in (
+        "LEEWAY",
+        "DPOP_IAT_LEEWAY",
+        "DPOP_IAT_OFFSET",
+        "HTTP_TIMEOUT",
+        "JWKS_CACHE_TTL",
+        "JWKS_REFETCH_COOLDOWN",
+        "TOKEN_CACHE_REFRESH_MARGIN",
+        "AUDIT_RETENTION_DAYS",
+        "MAX_DELEGATION_DEPTH",
+    ):
+        value = conf[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            errors.append(_error(f"{key} must be a number of at least 0.", 14))
+
+    if conf["CACHE_ALIAS"] in settings.CACHES:
+        backend = settings.CACHES[conf["CACHE_ALIAS"]].get("BACKEND", "")
+        if backend.endswith(("locmem.LocMemCache", "dummy.DummyCache")) and conf["DPOP_MODE"] != (
+            "disabled"
+        ):
+            errors.append(
+                Warning(
+                    "DPoP replay detection uses a per-process cache: a proof replayed to another "
+                    "worker process is not detected.",
+                    hint="Point CACHE_ALIAS at a shared cache (Redis, Memcached, database).",
+                    obj=SETTINGS_NAME,
+                    id="auth0_obo.W001",
+                )
+            )
+    return errors

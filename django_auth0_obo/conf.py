@@ -1,0 +1,180 @@
+"""The ``AUTH0_OBO`` settings namespace.
+
+One lazily-read object, modelled on DRF's ``APISettings``: values come from ``settings.AUTH0_OBO``
+with the defaults below, are cached on first use and are cleared in place when tests override the
+setting, so modules may keep a reference to ``obo_settings`` but must never copy values out of it
+at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+SETTINGS_NAME = "AUTH0_OBO"
+
+#: Clock skew tolerated on exp/nbf/iat of access tokens, in seconds.
+DEFAULT_LEEWAY = 30
+
+DEFAULTS: dict[str, Any] = {
+    "DOMAIN": None,
+    "DOMAINS": None,
+    "AUDIENCE": None,
+    "CLIENT_ID": None,
+    "CLIENT_SECRET": None,
+    "ALGORITHMS": ["RS256"],
+    "LEEWAY": DEFAULT_LEEWAY,
+    "REQUIRED_CLAIMS": [],
+    "DPOP_MODE": "allowed",
+    "DPOP_ALGORITHMS": ["ES256"],
+    "DPOP_IAT_LEEWAY": 30,
+    "DPOP_IAT_OFFSET": 300,
+    "ALLOWED_ACTORS": None,
+    "REQUIRE_ACTOR_AZP_MATCH": True,
+    "MAX_DELEGATION_DEPTH": 5,
+    "CLIENT_AUTH_METHOD": "client_secret_post",
+    "HTTP_TIMEOUT": 10,
+    "TLS_CA_BUNDLE": None,
+    "USER_RESOLVER": None,
+    "CACHE_ALIAS": "default",
+    "JWKS_CACHE_TTL": 600,
+    "JWKS_REFETCH_COOLDOWN": 30,
+    "TOKEN_CACHE_REFRESH_MARGIN": 30,
+    "TOKEN_ENCRYPTION_KEYS": None,
+    "RESOURCE": None,
+    "SCOPES_SUPPORTED": [],
+    "DPOP_CLIENT_KEY": None,
+    "AUDIT": "delegated",
+    "AUDIT_RETENTION_DAYS": 90,
+    "REALM": "api",
+}
+
+#: Settings holding a dotted path, imported on access.
+IMPORT_STRINGS = frozenset({"USER_RESOLVER"})
+
+DPOP_MODES = ("disabled", "allowed", "required")
+AUDIT_MODES = ("off", "delegated", "all")
+CLIENT_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+
+
+class OboSettings:
+    """Attribute access to ``AUTH0_OBO`` with defaults; unknown keys fail loudly by name."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+        self._user_settings: dict[str, Any] | None = None
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if self._user_settings is None:
+            raw = getattr(settings, SETTINGS_NAME, None) or {}
+            if not isinstance(raw, dict):
+                raise ImproperlyConfigured(f"{SETTINGS_NAME} must be a dict.")
+            unknown = sorted(set(raw) - set(self.defaults))
+            if unknown:
+                raise ImproperlyConfigured(
+                    f"Unknown {SETTINGS_NAME} setting(s): {', '.join(unknown)}."
+                )
+            self._user_settings = raw
+        return self._user_settings
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr not in self.defaults:
+            raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {attr!r}")
+        value = self.user_settings.get(attr, self.defaults[attr])
+        if attr in IMPORT_STRINGS and isinstance(value, str):
+            value = import_string(value)
+        self._cached.add(attr)
+        setattr(self, attr, value)
+        return value
+
+    # Derived values, computed once per settings generation.
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Accepted tenant domains; the first one is where tokens are exchanged."""
+        return self._derived("domains", _domains)
+
+    @property
+    def issuers(self) -> frozenset[str]:
+        """Accepted ``iss`` values: ``https://<domain>/`` for each domain."""
+        return self._derived("issuers", lambda s: frozenset(f"https://{d}/" for d in s.domains))
+
+    @property
+    def primary_domain(self) -> str:
+        if not self.domains:
+            raise ImproperlyConfigured(f"{SETTINGS_NAME} needs DOMAIN or DOMAINS.")
+        return self.domains[0]
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """Accepted ``aud`` values for incoming tokens."""
+        return self._derived("audiences", lambda s: _as_tuple(s.AUDIENCE))
+
+    @property
+    def resource(self) -> str | None:
+        """This API's resource identifier (RFC 9728): RESOURCE, else the first audience."""
+        return self.RESOURCE or (self.audiences[0] if self.audiences else None)
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """The ``verify=`` argument for ``requests``: a CA bundle path or the system store."""
+        return self.TLS_CA_BUNDLE or True
+
+    def _derived(self, name: str, compute: Any) -> Any:
+        key = f"_derived_{name}"
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            value = compute(self)
+            self.__dict__[key] = value
+            self._cached.add(key)
+            return value
+
+    def reload(self) -> None:
+        """Forget cached values so the next access re-reads Django settings."""
+        for attr in self._cached:
+            self.__dict__.pop(attr, None)
+        self._cached.clear()
+        self._user_settings = None
+        for callback in list(_reload_callbacks):
+            callback()
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _domains(s: OboSettings) -> tuple[str, ...]:
+    if s.DOMAINS:
+        return _as_tuple(s.DOMAINS)
+    return _as_tuple(s.DOMAIN)
+
+
+_reload_callbacks: list[Any] = []
+
+
+def on_reload(callback: Any) -> Any:
+    """Register a callable run whenever ``AUTH0_OBO`` changes (clears per-process caches)."""
+    _reload_callbacks.append(callback)
+    return callback
+
+
+obo_settings = OboSettings()
+
+
+def reload_obo_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        obo_settings.reload()
+
+
+setting_changed.connect(reload_obo_settings)

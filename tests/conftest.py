@@ -1,0 +1,24 @@
+"""Shared fixtures. The local tenant fixtures (``auth0_tenant``, ``dpop_key``) come from the
+app's own pytest plugin, ``django_auth0_obo.testing.pytest_plugin``, as they would for a user."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("default")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

@@ -1,0 +1,1 @@
+"""Admin for the delegation audit trail (DelegationEvent)."""

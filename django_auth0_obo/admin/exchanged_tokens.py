@@ -1,0 +1,1 @@
+"""Admin for the exchanged-token cache (ExchangedToken)."""

@@ -17,6 +17,8 @@ from django_auth0_obo.conf import (
     DPOP_MODES,
     SETTINGS_NAME,
 )
+from django_auth0_obo.dpop_key import parse_client_key
+from django_auth0_obo.exceptions import ConfigurationError
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -115,6 +117,14 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
 
     if conf["CACHE_ALIAS"] not in settings.CACHES:
         errors.append(_error(f"CACHE_ALIAS {conf['CACHE_ALIAS']!r} is not in CACHES.", 13))
+
+    if conf["DPOP_CLIENT_KEY"] is not None:
+        try:
+            parse_client_key(conf["DPOP_CLIENT_KEY"])
+        except ConfigurationError as error:
+            errors.append(
+                _error(error.description, 15, "Give a PEM string or a JWK (dict or JSON string).")
+            )
 
     for key in (
         "LEEWAY",

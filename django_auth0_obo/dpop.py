@@ -1,8 +1,301 @@
-"""DPoP (RFC 9449) proof verification and creation. To be written: see verify_proof."""
+"""DPoP (RFC 9449): verify the proofs clients send us, and sign the proofs we send.
+
+``verify_proof`` performs every check of RFC 9449 §4.3 for a resource server, in one pass over
+the proof: it is decoded once, its public key comes from a small LRU (``jwk``), and the replay
+record is written only after everything else passed. ``make_proof`` signs proofs with this API's
+own key (``DPOP_CLIENT_KEY``), for the token exchange and the downstream call.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-def verify_proof(proof: str, *, method: str, url: str, access_token: str, jkt: str) -> str:
-    """Verify a DPoP proof for this request and token; return the key's thumbprint."""
-    raise NotImplementedError
+import jwt
+
+from django_auth0_obo import conf, replay
+from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.dpop_key import ClientKey, load_client_key
+from django_auth0_obo.exceptions import InvalidDPoPProof, UseDPoPNonce
+from django_auth0_obo.jwk import (
+    ASYMMETRIC_ALGORITHMS,
+    JWKError,
+    b64url_encode,
+    jwk_thumbprint,
+    load_public_jwk,
+    verify_signature,
+)
+
+__all__ = [
+    "ClientKey",
+    "access_token_hash",
+    "jwk_thumbprint",
+    "load_client_key",
+    "make_proof",
+    "normalize_htu",
+    "verify_proof",
+]
+
+PROOF_TYPE = "dpop+jwt"
+#: Upper bounds on what we parse: a proof with an RSA-4096 key is under 3 KB.
+MAX_PROOF_LENGTH = 8192
+MAX_JTI_LENGTH = 256
+
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+#: Characters a path may hold unescaped (RFC 3986 ``pchar`` and ``/``), plus existing escapes.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+NonceCheck = str | Callable[[str | None], bool] | None
+
+
+# URL normalisation (RFC 3986 §6.2.2 syntax-based and §6.2.3 scheme-based).
+
+
+def normalize_htu(url: str) -> str:
+    """``url`` as compared for ``htu``: no query or fragment, scheme and host lower-case,
+    default port dropped, unreserved characters unescaped, other escapes upper-case, dot
+    segments removed, empty path ``/``. Raises ValueError for anything but an http(s) URL."""
+    return _normalize_base(url.partition("#")[0].partition("?")[0])
+
+
+@lru_cache(maxsize=1024)
+def _normalize_base(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("not an absolute http(s) URL without user information")
+    host = parts.hostname  # urlsplit lower-cases it and removes IPv6 brackets
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    path = _PERCENT_ESCAPE.sub(_normalize_escape, parts.path)
+    path = _remove_dot_segments(quote(path, safe=_PATH_SAFE)) or "/"
+    return urlunsplit((scheme, host, path, "", ""))
+
+
+def _normalize_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4, for the absolute paths of http(s) URLs."""
+    segments = path.split("/")
+    if "." not in segments and ".." not in segments:
+        return path
+    output: list[str] = []
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
+        if segment in (".", ".."):
+            if segment == ".." and len(output) > 1:
+                output.pop()
+            if index == last:
+                output.append("")
+            continue
+        output.append(segment)
+    return "/".join(output)
+
+
+def access_token_hash(token: str) -> str:
+    """RFC 9449 ``ath``: base64url(SHA-256(ASCII access token)), no padding."""
+    return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
+
+
+# Verification.
+
+_allowed: dict[str, frozenset[str]] = {}
+
+
+@conf.on_reload
+def _clear_allowed_algorithms() -> None:
+    _allowed.clear()
+
+
+def allowed_algorithms() -> frozenset[str]:
+    """DPOP_ALGORITHMS restricted to asymmetric JWS algorithms, whatever the settings say."""
+    try:
+        return _allowed["algs"]
+    except KeyError:
+        algs = frozenset(obo_settings.DPOP_ALGORITHMS or ()) & ASYMMETRIC_ALGORITHMS
+        _allowed["algs"] = algs
+        return algs
+
+
+def verify_proof(
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    access_token: str,
+    jkt: str,
+    nonce: NonceCheck = None,
+) -> str:
+    """Verify a DPoP proof for this request and token (RFC 9449 §4.3); return its key's
+    thumbprint. Raises InvalidDPoPProof with a short safe description (never the proof).
+
+    ``nonce`` is the optional server-nonce hook: the expected value, or a callable judging the
+    proof's ``nonce`` claim (None when absent); a failure raises UseDPoPNonce.
+    """
+    if len(proof) > MAX_PROOF_LENGTH or not _COMPACT_JWS.fullmatch(proof):
+        raise InvalidDPoPProof("DPoP proof is not a JWT.")
+    signing_input, _, signature_b64 = proof.rpartition(".")
+    header_b64, _, payload_b64 = signing_input.partition(".")
+    header = _decode_segment(header_b64)
+    if header is None:
+        raise InvalidDPoPProof("DPoP proof header is not a JSON object.")
+    if header.get("typ") != PROOF_TYPE:
+        raise InvalidDPoPProof("DPoP proof typ must be dpop+jwt.")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in allowed_algorithms():
+        raise InvalidDPoPProof("DPoP proof alg is not allowed.")
+    if "crit" in header:
+        raise InvalidDPoPProof("DPoP proof has unsupported critical headers.")
+    if "jwk" not in header:
+        raise InvalidDPoPProof("DPoP proof has no jwk.")
+    try:
+        public = load_public_jwk(header["jwk"], alg)
+    except JWKError as error:
+        raise InvalidDPoPProof(f"DPoP proof {error}.") from None
+    signature = _b64decode(signature_b64)
+    if signature is None or not verify_signature(
+        alg, public.key, signing_input.encode("ascii"), signature
+    ):
+        raise InvalidDPoPProof("DPoP proof signature is invalid.")
+    claims = _decode_segment(payload_b64)
+    if claims is None:
+        raise InvalidDPoPProof("DPoP proof payload is not a JSON object.")
+
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        raise InvalidDPoPProof("DPoP proof jti is missing or malformed.")
+    if claims.get("htm") != method:
+        raise InvalidDPoPProof("DPoP proof htm does not match the request method.")
+    htu = _check_htu(claims.get("htu"), url)
+    _check_iat(claims.get("iat"))
+    _check_ath(claims.get("ath"), access_token)
+    if not hmac.compare_digest(public.jkt.encode("ascii"), jkt.encode("utf-8")):
+        raise InvalidDPoPProof("DPoP proof key does not match the token's cnf.jkt.")
+    if nonce is not None:
+        _check_nonce(claims.get("nonce"), nonce)
+    if not replay.remember_proof(public.jkt, htu, jti):
+        raise InvalidDPoPProof("DPoP proof replayed.")
+    return public.jkt
+
+
+def _b64decode(segment: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_segment(segment: str) -> dict[str, Any] | None:
+    """A JSON object from a base64url segment, or None."""
+    raw = _b64decode(segment)
+    if raw is None:
+        return None
+    try:
+        value = _JSON.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _check_htu(htu: Any, url: str) -> str:
+    """Return the normalised request URL when the proof's ``htu`` names it."""
+    if not isinstance(htu, str):
+        raise InvalidDPoPProof("DPoP proof htu is missing.")
+    try:
+        expected = normalize_htu(url)
+        matches = normalize_htu(htu) == expected
+    except ValueError:
+        matches = False
+    if not matches:
+        raise InvalidDPoPProof("DPoP proof htu does not match the request URL.")
+    return expected
+
+
+def _check_iat(iat: Any) -> None:
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise InvalidDPoPProof("DPoP proof iat is missing or not a number.")
+    now = time.time()
+    if iat < now - obo_settings.DPOP_IAT_OFFSET:
+        raise InvalidDPoPProof("DPoP proof is too old.")
+    if iat > now + obo_settings.DPOP_IAT_LEEWAY:
+        raise InvalidDPoPProof("DPoP proof iat is in the future.")
+
+
+def _check_ath(ath: Any, access_token: str) -> None:
+    if not isinstance(ath, str):
+        raise InvalidDPoPProof("DPoP proof ath is missing.")
+    try:
+        expected = access_token_hash(access_token)
+    except UnicodeEncodeError:
+        expected = ""
+    if not expected or not hmac.compare_digest(ath.encode("utf-8", "replace"), expected.encode()):
+        raise InvalidDPoPProof("DPoP proof ath does not match the access token.")
+
+
+def _check_nonce(value: Any, expected: str | Callable[[str | None], bool]) -> None:
+    given = value if isinstance(value, str) else None
+    if callable(expected):
+        valid = bool(expected(given))
+    else:
+        valid = given is not None and hmac.compare_digest(
+            given.encode("utf-8", "replace"), expected.encode("utf-8")
+        )
+    if not valid:
+        raise UseDPoPNonce()
+
+
+# Our own proofs (RFC 9449 §4.2), for the token exchange and downstream calls.
+
+
+def make_proof(
+    method: str, url: str, access_token: str | None = None, *, nonce: str | None = None
+) -> str:
+    """A fresh DPoP proof signed with DPOP_CLIENT_KEY (ES256) for ``method`` and ``url``.
+
+    ``htu`` is ``url`` normalised without query and fragment; ``ath`` binds ``access_token``
+    when given (the downstream call), ``nonce`` echoes a server's ``DPoP-Nonce``.
+    Raises ConfigurationError when DPOP_CLIENT_KEY is missing or unusable.
+    """
+    key = load_client_key()
+    claims: dict[str, Any] = {
+        "jti": secrets.token_urlsafe(16),
+        "htm": method,
+        "htu": normalize_htu(url),
+        "iat": int(time.time()),
+    }
+    if access_token is not None:
+        claims["ath"] = access_token_hash(access_token)
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=key.alg,
+        headers={"typ": PROOF_TYPE, "jwk": key.public_jwk},
+    )

@@ -11,4 +11,5 @@ class DjangoAuth0OboConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_auth0_obo import checks  # noqa: F401  (registers the checks)
+        # Registers the checks; connects the audit trail's receivers.
+        from django_auth0_obo import audit, checks  # noqa: F401

@@ -48,6 +48,7 @@ class DelegationEvent(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REQUEST)
+    grant = models.CharField(max_length=32, blank=True, help_text="Exchange grant, for exchanges.")
     subject = models.CharField(max_length=255)
     current_actor = models.CharField(max_length=255, blank=True)
     delegation_chain = models.JSONField(default=list, blank=True)
@@ -77,6 +78,7 @@ class DelegationEvent(models.Model):
             models.Index(fields=["current_actor", "-created_at"], name="auth0obo_evt_actor"),
             models.Index(fields=["audience", "-created_at"], name="auth0obo_evt_audience"),
             models.Index(fields=["subject", "-created_at"], name="auth0obo_evt_subject"),
+            models.Index(fields=["kind", "-created_at"], name="auth0obo_evt_kind"),
         ]
 
     def __str__(self) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.urls import path
+from rest_framework.authentication import BasicAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from django_auth0_obo.authentication import Auth0Authentication
 
 API = "https://api.example.com"
 CALENDAR_API = "https://calendar-api.example.com"
@@ -49,9 +52,19 @@ class McpHookView(ClaimsView):
         return MCP_API
 
 
+class BasicFallbackView(APIView):
+    """Tokens first, then HTTP Basic: a request that is not ours must reach the next class."""
+
+    authentication_classes = [Auth0Authentication, BasicAuthentication]
+
+    def get(self, request: Request) -> Response:
+        return Response({"username": request.user.get_username()})
+
+
 urlpatterns = [
     path("claims", ClaimsView.as_view()),
     path("calendar", CalendarView.as_view()),
     path("api-only", ApiListView.as_view()),
     path("mcp", McpHookView.as_view()),
+    path("basic-fallback", BasicFallbackView.as_view()),
 ]

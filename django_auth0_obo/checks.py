@@ -126,6 +126,21 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                 _error(error.description, 15, "Give a PEM string or a JWK (dict or JSON string).")
             )
 
+    if conf["TOKEN_ENCRYPTION_KEYS"] is not None:
+        from django_auth0_obo.crypto import validate_keys
+
+        try:
+            validate_keys(conf["TOKEN_ENCRYPTION_KEYS"])
+        except ValueError as error:
+            errors.append(
+                _error(
+                    str(error),
+                    16,
+                    "Generate one with django_auth0_obo.crypto.generate_key(); prepend new keys "
+                    "to rotate, keep old ones until their cached tokens have expired.",
+                )
+            )
+
     for key in (
         "LEEWAY",
         "DPOP_IAT_LEEWAY",

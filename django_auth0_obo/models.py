@@ -11,7 +11,14 @@ from django.utils import timezone
 
 
 class ExchangedToken(models.Model):
-    """A cached result of a token exchange, valid until ``expires_at`` minus the refresh margin."""
+    """A cached result of a token exchange, served until ``cached_until`` minus the refresh margin.
+
+    ``key`` is a SHA-256 over everything that makes two requests identical (grant, subject token,
+    audience, scope set, client id, DPoP key, ...); the issued access token is kept only in
+    ``encrypted_token`` (Fernet). A row whose ``encrypted_token`` is empty is a *lease*: another
+    thread or process is asking the tenant right now, and ``cached_until`` is when its claim
+    lapses. ID and refresh tokens are never stored.
+    """
 
     key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the request.")
     grant = models.CharField(max_length=32, default="on_behalf_of")
@@ -21,8 +28,14 @@ class ExchangedToken(models.Model):
     scope = models.TextField(blank=True)
     org_id = models.CharField(max_length=255, blank=True)
     token_type = models.CharField(max_length=32, blank=True)
-    encrypted_token = models.TextField(editable=False)
-    expires_at = models.DateTimeField(db_index=True)
+    issued_token_type = models.CharField(max_length=255, blank=True)
+    encrypted_token = models.TextField(editable=False, blank=True)
+    expires_at = models.DateTimeField(help_text="When the issued token expires.")
+    cached_until = models.DateTimeField(
+        db_index=True,
+        help_text="When the row stops being served: the issued token's or the subject token's "
+        "expiry, whichever is first (for a lease: when the lease lapses).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     hit_count = models.PositiveIntegerField(default=0)
@@ -33,6 +46,11 @@ class ExchangedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.audience}"
+
+    @property
+    def is_lease(self) -> bool:
+        """True while the row only reserves the key for an exchange in progress."""
+        return not self.encrypted_token
 
 
 class DelegationEvent(models.Model):

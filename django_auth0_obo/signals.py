@@ -11,5 +11,20 @@ token_verified = Signal()
 #: ``delegation_too_deep``.
 actor_denied = Signal()
 
-#: Sent after every exchange: ``audience``, ``scope``, ``subject``, ``cache_hit``, ``grant``.
+#: Sent after every successful exchange call, cache hits included (sender: the public function
+#: called, e.g. ``exchange.get_token_on_behalf_of``). Keyword arguments:
+#: ``grant`` ("on_behalf_of", "custom_token_exchange" or "token_vault"); ``subject`` (the
+#: subject token's ``sub`` when known, else None; unverified when ``claims`` is None);
+#: ``audience`` (the target audience; the connection name for Token Vault; None when the
+#: profile chose); ``connection`` (Token Vault only, else None); ``requested_scope`` and
+#: ``granted_scope`` (space-separated or None); ``cache_hit`` (True when the tenant was not
+#: called: a cached token, or one fetched by a concurrent identical call); ``token_type``
+#: ("Bearer", "DPoP" or None); ``expires_at`` (epoch seconds); ``claims`` (the subject token's
+#: verified claims when a VerifiedToken was exchanged, else None). Never a token.
 token_exchanged = Signal()
+
+#: Sent when an exchange call fails with ``TokenExchangeError`` (never for argument or
+#: configuration errors raised before any call): ``grant``, ``subject``, ``audience``,
+#: ``connection``, ``requested_scope``, ``claims`` as for ``token_exchanged``, plus ``error``
+#: and ``error_description`` (the tenant's words) and ``status_code``.
+exchange_failed = Signal()

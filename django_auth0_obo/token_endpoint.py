@@ -1,0 +1,248 @@
+"""The tenant's token endpoint: one POST with client authentication, DPoP and bounded retries.
+
+Framework-free apart from the settings object. What is retried, and why:
+
+- ``400 use_dpop_nonce`` with a ``DPoP-Nonce`` header: once, with a proof carrying that nonce
+  (remembered per tenant domain for the next requests, as RFC 9449 §8 intends).
+- ``429``: once, when ``Retry-After`` asks for at most :data:`MAX_RETRY_AFTER` seconds; a longer
+  wait is not ours to spend inside a request, so the error carries ``retry_after`` instead.
+- ``5xx`` and connection failures: once, after a short backoff. A timeout is not retried (the
+  tenant may still be processing it, and the caller already waited ``HTTP_TIMEOUT``).
+
+Errors keep the tenant's ``error`` and ``error_description`` verbatim. Neither the form (it holds
+the subject token) nor the client secret is ever logged or put in an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus
+
+import requests
+
+from django_auth0_obo import dpop
+from django_auth0_obo.conf import obo_settings, on_reload
+from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
+from django_auth0_obo.http import tenant_request
+
+logger = logging.getLogger("django_auth0_obo")
+
+#: Longest ``Retry-After`` (seconds) waited out inside a request before retrying a 429.
+MAX_RETRY_AFTER = 2.0
+#: Backoff before retrying a 5xx or a connection failure: base plus up to as much jitter.
+RETRY_BACKOFF = 0.2
+
+FormValue = str | Sequence[str]
+
+_nonces: dict[str, str] = {}
+_nonce_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A successful answer: the JSON body and when the request that got it was sent."""
+
+    body: dict[str, Any]
+    sent_at: float
+
+    @property
+    def access_token(self) -> str:
+        return self.body["access_token"]
+
+    @property
+    def expires_in(self) -> int:
+        return self.body["expires_in"]
+
+
+def token_endpoint_url() -> str:
+    """``https://<primary domain>/oauth/token``: where Auth0 serves every grant."""
+    return f"https://{obo_settings.primary_domain}/oauth/token"
+
+
+def client_credentials() -> tuple[str, str]:
+    """``(CLIENT_ID, CLIENT_SECRET)``, or ``ConfigurationError`` before anything is sent."""
+    client_id, secret = obo_settings.CLIENT_ID, obo_settings.CLIENT_SECRET
+    if not client_id or not secret:
+        raise ConfigurationError(
+            "Token exchange needs AUTH0_OBO CLIENT_ID and CLIENT_SECRET (this API's Custom API "
+            "client)."
+        )
+    return client_id, secret
+
+
+def uses_dpop() -> bool:
+    """True when exchanges carry this API's own DPoP proof (``DPOP_CLIENT_KEY`` is set)."""
+    return bool(obo_settings.DPOP_CLIENT_KEY)
+
+
+def client_jkt() -> str | None:
+    """Thumbprint of ``DPOP_CLIENT_KEY`` (part of the cache key), or None without DPoP."""
+    return dpop.load_client_key().jkt if uses_dpop() else None
+
+
+def basic_authorization(client_id: str, secret: str) -> str:
+    """``Basic …`` with id and secret form-urlencoded first, as RFC 6749 §2.3.1 requires."""
+    pair = f"{quote_plus(client_id, safe='')}:{quote_plus(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def post(form: Mapping[str, FormValue]) -> TokenResponse:
+    """POST ``form`` (plus client authentication) to the token endpoint; raise on failure."""
+    client_id, secret = client_credentials()
+    url = token_endpoint_url()
+    domain = obo_settings.primary_domain
+    data: dict[str, FormValue] = dict(form)
+    headers = {"Accept": "application/json"}
+    if obo_settings.CLIENT_AUTH_METHOD == "client_secret_basic":
+        headers["Authorization"] = basic_authorization(client_id, secret)
+    else:
+        data["client_id"] = client_id
+        data["client_secret"] = secret
+    with_dpop = uses_dpop()
+    nonce_retried = transient_retried = False
+    while True:
+        if with_dpop:
+            headers["DPoP"] = dpop.make_proof("POST", url, nonce=_nonces.get(domain))
+        sent_at = time.time()
+        try:
+            response = tenant_request("POST", url, data=data, headers=headers)
+        except requests.Timeout as exc:
+            raise TokenExchangeError(
+                "timeout", "The token endpoint did not answer in time.", 504
+            ) from exc
+        except requests.RequestException as exc:
+            if not transient_retried:
+                transient_retried = True
+                logger.info("Token endpoint unreachable (%s); retrying once.", type(exc).__name__)
+                _sleep(_backoff())
+                continue
+            raise TokenExchangeError(
+                "connection_error",
+                f"Cannot reach the token endpoint ({type(exc).__name__}).",
+                502,
+            ) from exc
+
+        nonce = _remember_nonce(domain, response)
+        status = response.status_code
+        if 200 <= status < 300:
+            return TokenResponse(_parse_success(response), sent_at)
+        error, description = _parse_error(response)
+        if (
+            status == 400
+            and error == "use_dpop_nonce"
+            and with_dpop
+            and nonce
+            and not nonce_retried
+        ):
+            nonce_retried = True
+            logger.info("Token endpoint asked for a DPoP nonce; retrying once with it.")
+            continue
+        if status == 429:
+            wait = retry_after(response)
+            if wait is not None and wait <= MAX_RETRY_AFTER and not transient_retried:
+                transient_retried = True
+                logger.info("Token endpoint rate-limited us; retrying in %.2f s.", wait)
+                _sleep(wait)
+                continue
+            raise TokenExchangeError(
+                error or "too_many_requests", description, 429, retry_after=wait
+            )
+        if status >= 500:
+            if not transient_retried:
+                transient_retried = True
+                logger.info("Token endpoint answered HTTP %s; retrying once.", status)
+                _sleep(_backoff())
+                continue
+            raise TokenExchangeError(error or "server_error", description, status)
+        raise TokenExchangeError(error or "invalid_response", description, status)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or HTTP-date), or None."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _parse_success(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TokenExchangeError(
+            "invalid_response", "The token endpoint answered with malformed JSON.", 502
+        )
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise TokenExchangeError(
+            "invalid_response", "The token endpoint's answer has no access_token.", 502
+        )
+    expires_in = body.get("expires_in")
+    if isinstance(expires_in, str) and expires_in.strip().isdigit():
+        expires_in = int(expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0:
+        raise TokenExchangeError(
+            "invalid_response", "The token endpoint's answer has no valid expires_in.", 502
+        )
+    body["expires_in"] = int(expires_in)
+    return body
+
+
+def _parse_error(response: requests.Response) -> tuple[str | None, str]:
+    """``(error, error_description)`` exactly as the tenant sent them, when it sent them."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
+        description = body.get("error_description")
+        return body["error"], description if isinstance(description, str) else ""
+    return None, f"The token endpoint answered HTTP {response.status_code}."
+
+
+def _remember_nonce(domain: str, response: requests.Response) -> str | None:
+    nonce = response.headers.get("DPoP-Nonce")
+    if nonce:
+        with _nonce_lock:
+            _nonces[domain] = nonce
+    return nonce
+
+
+def remembered_nonce(domain: str) -> str | None:
+    """The last ``DPoP-Nonce`` the tenant at ``domain`` gave us."""
+    return _nonces.get(domain)
+
+
+def _backoff() -> float:
+    return RETRY_BACKOFF + random.uniform(0, RETRY_BACKOFF)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@on_reload
+def forget_nonces() -> None:
+    """Drop remembered DPoP nonces (settings changed: maybe another tenant)."""
+    with _nonce_lock:
+        _nonces.clear()

@@ -1,0 +1,60 @@
+"""pytest fixtures for the local tenant (registered as the ``auth0_obo`` pytest11 plugin).
+
+pytest loads this module in every project that installs the app, so it imports nothing heavy and
+nothing from Django at import time; the fixtures import what they need when used.
+
+* ``auth0_tenant_server`` (session): one running :class:`LocalTenant`.
+* ``auth0_tenant`` (function): that tenant, reset, with ``settings.AUTH0_OBO`` pointed at it
+  (pytest-django's ``settings`` fixture) and every Django cache cleared before and after.
+* ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from django_auth0_obo.testing.dpop import DPoPKey
+    from django_auth0_obo.testing.tenant import LocalTenant
+
+
+@pytest.fixture(scope="session")
+def auth0_tenant_server() -> Iterator[LocalTenant]:
+    """One local tenant for the whole session; use ``auth0_tenant`` in tests."""
+    from django_auth0_obo.testing.tenant import LocalTenant
+
+    with LocalTenant() as tenant:
+        yield tenant
+
+
+@pytest.fixture
+def auth0_tenant(auth0_tenant_server: LocalTenant, settings: Any) -> Iterator[LocalTenant]:
+    """The session tenant in its initial state, with ``AUTH0_OBO`` pointing at it."""
+    tenant = auth0_tenant_server
+    tenant.reset()
+    _clear_django_caches()
+    settings.AUTH0_OBO = {**tenant.django_settings()}
+    try:
+        yield tenant
+    finally:
+        _clear_django_caches()
+        tenant.reset()
+
+
+@pytest.fixture
+def dpop_key() -> DPoPKey:
+    """A fresh ES256 DPoP key pair."""
+    from django_auth0_obo.testing.dpop import DPoPKey
+
+    return DPoPKey.generate("ES256")
+
+
+def _clear_django_caches() -> None:
+    """Drop cached discovery, JWKS and DPoP replay state so nothing leaks between tests."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()

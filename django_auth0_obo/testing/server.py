@@ -1,0 +1,188 @@
+"""The stand-in's HTTPS plumbing: a threading HTTP server that speaks TLS, and the router.
+
+The TLS handshake runs in each connection's worker thread (not in ``accept``), so a client that
+never finishes its handshake cannot stall the others. Open connections are tracked so ``stop()``
+can cut keep-alive connections that would otherwise keep answering from a stopped tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from django_auth0_obo.testing.tenant import LocalTenant
+
+#: Endpoint names for :meth:`LocalTenant.count` and :meth:`LocalTenant.inject_fault`.
+ROUTES = {
+    "/.well-known/openid-configuration": "discovery",
+    "/.well-known/jwks.json": "jwks",
+    "/oauth/token": "token",
+}
+_METHODS = {"discovery": "GET", "jwks": "GET", "token": "POST"}
+_MAX_BODY = 1 << 20
+_IDLE_TIMEOUT = 30.0
+
+
+class TenantHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer + per-connection TLS + a reference to the tenant it serves."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs under 50 concurrent clients, which then
+    # retry a second later: keep the whole burst in the queue.
+    request_queue_size = 256
+
+    def __init__(
+        self, address: tuple[str, int], tenant: LocalTenant, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(address, TenantRequestHandler)
+        self.tenant = tenant
+        self.ssl_context = context
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(_IDLE_TIMEOUT)
+        # Headers and body go out in separate writes; without this, Nagle + delayed ACK add
+        # ~40 ms to every keep-alive answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # e.g. a client that does not trust our CA: nothing to answer
+        with self._open_lock:
+            self._open.add(tls)
+        try:
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+        except (ssl.SSLError, OSError):
+            pass  # the peer went away mid-request; nothing left to answer
+        finally:
+            with self._open_lock:
+                self._open.discard(tls)
+            tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: broken client connections are normal in fault tests."""
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+
+
+class TenantRequestHandler(BaseHTTPRequestHandler):
+    """Routes discovery, JWKS and the token endpoint; applies faults; counts every request."""
+
+    protocol_version = "HTTP/1.1"
+    server: TenantHTTPServer
+
+    def version_string(self) -> str:
+        return "LocalAuth0Tenant/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def _serve(self, method: str) -> None:
+        tenant = self.server.tenant
+        path = urlsplit(self.path).path or "/"
+        name = ROUTES.get(path)
+        body = self._read_body()
+        if body is None:
+            return
+        tenant._count(name, path)
+        fault = tenant._faults.take([k for k in (name, path) if k])
+        if fault is not None:
+            if fault.delay and tenant._stopping.wait(fault.delay):
+                self.close_connection = True
+                return
+            if fault.close:
+                if name == "token":
+                    tenant._record_faulted_token_request(self.headers, body, None)
+                self.close_connection = True
+                return
+            if fault.status is not None:
+                status, data, headers = fault.render()
+                if name == "token":
+                    tenant._record_faulted_token_request(self.headers, body, status)
+                self._send(status, data, headers)
+                return
+        if name is None:
+            self._send_json(404, {"error": "not_found", "error_description": "Not found."})
+        elif method != _METHODS[name] and not (method == "HEAD" and _METHODS[name] == "GET"):
+            self._send_json(
+                405,
+                {"error": "method_not_allowed", "error_description": "Method not allowed."},
+                {"Allow": _METHODS[name]},
+            )
+        elif name == "discovery":
+            self._send_json(200, tenant.discovery_document())
+        elif name == "jwks":
+            headers = {}
+            if tenant.jwks_max_age is not None:
+                headers["Cache-Control"] = f"public, max-age={int(tenant.jwks_max_age)}"
+            self._send_json(200, tenant.jwks(), headers)
+        else:
+            try:
+                status, payload, headers = tenant._handle_token(self.headers, body)
+            except Exception as exc:  # a bug or a test hook that blew up: answer like Auth0 would
+                tenant._record_server_error(exc)
+                status, headers = 500, {}
+                payload = {"error": "server_error", "error_description": "Internal error."}
+            self._send_json(status, payload, headers)
+
+    def _read_body(self) -> bytes | None:
+        length_header = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding"):
+            self._send_json(411, {"error": "invalid_request", "error_description": "Length."})
+            self.close_connection = True
+            return None
+        try:
+            length = int(length_header or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_BODY:
+            self._send_json(400, {"error": "invalid_request", "error_description": "Body."})
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self._send(status, data, {"Content-Type": "application/json", **(headers or {})})
+
+    def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)

@@ -1,0 +1,636 @@
+"""``LocalTenant``: a real HTTPS stand-in for an Auth0 tenant, on loopback, for tests and demos.
+
+It serves OIDC discovery, a JWKS and ``/oauth/token`` over TLS with a throwaway CA, signs real
+JWTs with real keys, and lets tests rotate keys, inject faults, count requests and inspect what
+the token endpoint received. It never imports the app's verification code: it plays the tenant,
+so it can catch the app's bugs.
+
+Default configuration (restored by :meth:`LocalTenant.reset`):
+
+* APIs: ``https://api.example.com`` (default audience; ``read:data write:data``),
+  ``https://mcp.example.com`` (``mcp:read mcp:write``) and ``https://calendar-api.example.com``
+  (``calendar:read calendar:write``); all accept DPoP.
+* Clients: ``mcp-server-client`` — a Custom API client for ``https://mcp.example.com``, on-behalf-of
+  exchange enabled, user-subject grants to the calendar API and ``https://api.example.com`` with all
+  their scopes; ``client-app`` — a regular application (the default ``azp``), no exchange, grants to
+  ``https://api.example.com`` and ``https://mcp.example.com``. Secrets are random per tenant:
+  ``tenant.clients[client_id].secret``.
+* Token Vault connection ``google-oauth2`` linked for every user.
+* Signing key: one RS256 key (shared across tenants in one process unless ``fresh_keys=True``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jwt
+
+from django_auth0_obo.testing import config
+from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
+from django_auth0_obo.testing.config import (
+    ApiConfig,
+    ClientConfig,
+    ConnectionConfig,
+    ExchangeProfile,
+    ProfileHandler,
+)
+from django_auth0_obo.testing.faults import Fault, FaultBook
+from django_auth0_obo.testing.jws import encode_jws, merge
+from django_auth0_obo.testing.keys import KeyRing, SigningKey
+from django_auth0_obo.testing.server import ROUTES, TenantHTTPServer
+from django_auth0_obo.testing.token_endpoint import (
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_FEDERATED,
+    GRANT_TOKEN_EXCHANGE,
+    TokenRequest,
+    describe_token_request,
+    federated_token,
+    handle_token_request,
+)
+
+_JTI_MEMORY_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class FederatedToken:
+    """A Token Vault answer the tenant gave out, so a fake third-party API can check it."""
+
+    connection: str
+    sub: str
+    login_hint: str | None
+    scope: str
+
+
+class LocalTenant:
+    """A local Auth0 tenant over real HTTPS on 127.0.0.1 (thread-safe).
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. URLs and the CA bundle exist
+    once started; :meth:`reset` restores the initial configuration without restarting.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        default_audience: str = config.DEFAULT_AUDIENCE,
+        signing_alg: str = "RS256",
+        fresh_keys: bool = False,
+        client_secret: str | None = None,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self._requested_port = port
+        self._initial_audience = default_audience
+        self._initial_key = SigningKey.generate(signing_alg, fresh=fresh_keys)
+        self._default_secret = client_secret or config.new_secret()
+        self._app_secret = config.new_secret()
+        self._lock = threading.RLock()
+        self._faults = FaultBook()
+        self._stopping = threading.Event()
+        self._server: TenantHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tmpdir: Path | None = None
+        self._tls: TLSFiles | None = None
+        self._configure_defaults()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _configure_defaults(self) -> None:
+        with self._lock:
+            self.keys = KeyRing(self._initial_key)
+            self.default_audience: str = self._initial_audience
+            self.apis: dict[str, ApiConfig] = config.default_apis()
+            self.clients: dict[str, ClientConfig] = config.default_clients(
+                self._default_secret, self._app_secret
+            )
+            self.connections: dict[str, ConnectionConfig] = config.default_connections()
+            self.exchange_profiles: dict[str, ExchangeProfile] = {}
+            #: Longest ``act`` chain an exchange may produce (Auth0 caps it at a few hops).
+            self.max_delegation_depth: int = 4
+            #: ``expires_in`` of tokens issued by the token endpoint, seconds.
+            self.exchange_token_lifetime: int = 3600
+            #: ``Cache-Control: public, max-age=N`` on the JWKS when set.
+            self.jwks_max_age: int | None = None
+            #: DPoP proof algorithms the token endpoint accepts (Auth0: ES256).
+            self.dpop_algorithms: tuple[str, ...] = ("ES256",)
+            self._dpop_nonce: str | None = None
+            self._seen_jtis: dict[str, float] = {}
+            self._counts: Counter[str] = Counter()
+            self._path_counts: Counter[str] = Counter()
+            self._token_requests: list[TokenRequest] = []
+            self._server_errors: list[BaseException] = []
+            self.federated_tokens: dict[str, FederatedToken] = {}
+            self._faults.clear()
+
+    def start(self) -> LocalTenant:
+        """Bind a free port (or the one asked for), write the CA and serve in a daemon thread."""
+        with self._lock:
+            if self._server is not None:
+                return self
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="auth0-local-tenant-"))
+            self._tls = generate_tls_files(self._tmpdir)
+            self._server = TenantHTTPServer(
+                (self.host, self._requested_port), self, self._tls.server_context()
+            )
+            self._stopping.clear()
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"auth0-local-tenant:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and delete the CA and key files."""
+        with self._lock:
+            server, thread, tmpdir = self._server, self._thread, self._tmpdir
+            self._server = self._thread = None
+            self._tmpdir = self._tls = None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.close_open_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalTenant:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Back to the initial state: keys, APIs, clients, connections, profiles, faults,
+        counters, recorded requests, nonce demand and tunables. The server keeps running and
+        client secrets stay the same."""
+        self._configure_defaults()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def _running(self) -> TenantHTTPServer:
+        server = self._server
+        if server is None:
+            raise RuntimeError("the local tenant is not started")
+        return server
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        return int(self._running().server_address[1])
+
+    @property
+    def domain(self) -> str:
+        """``127.0.0.1:PORT`` — what goes in the ``DOMAIN`` setting."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.domain}"
+
+    @property
+    def issuer(self) -> str:
+        """``https://127.0.0.1:PORT/``, with Auth0's trailing slash."""
+        return f"{self.base_url}/"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.base_url}/.well-known/openid-configuration"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.base_url}/.well-known/jwks.json"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def ca_bundle(self) -> str:
+        """Path of the CA certificate PEM to trust (``requests``' ``verify=``)."""
+        self._running()
+        assert self._tls is not None
+        return str(self._tls.ca_cert)
+
+    @property
+    def client_id(self) -> str:
+        """The default OBO client, ``mcp-server-client``."""
+        return config.DEFAULT_CLIENT_ID
+
+    @property
+    def client_secret(self) -> str:
+        return self.clients[config.DEFAULT_CLIENT_ID].secret
+
+    def django_settings(
+        self, audience: str | list[str] | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """An ``AUTH0_OBO`` dict pointing at this tenant, as the default OBO client."""
+        return {
+            "DOMAIN": self.domain,
+            "AUDIENCE": audience if audience is not None else self.default_audience,
+            "CLIENT_ID": config.DEFAULT_CLIENT_ID,
+            "CLIENT_SECRET": self.client_secret,
+            "TLS_CA_BUNDLE": self.ca_bundle,
+            **overrides,
+        }
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def discovery_document(self) -> dict[str, Any]:
+        """The OpenID configuration, shaped like Auth0's."""
+        base = self.base_url
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": self.token_endpoint,
+            "device_authorization_endpoint": f"{base}/oauth/device/code",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "mfa_challenge_endpoint": f"{base}/mfa/challenge",
+            "jwks_uri": self.jwks_uri,
+            "registration_endpoint": f"{base}/oidc/register",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "end_session_endpoint": f"{base}/oidc/logout",
+            "scopes_supported": ["openid", "profile", "offline_access", "email"],
+            "response_types_supported": [
+                "code",
+                "token",
+                "id_token",
+                "code token",
+                "code id_token",
+                "token id_token",
+                "code token id_token",
+            ],
+            "code_challenge_methods_supported": ["S256", "plain"],
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["HS256", "RS256", "PS256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                GRANT_CLIENT_CREDENTIALS,
+                GRANT_TOKEN_EXCHANGE,
+                GRANT_FEDERATED,
+            ],
+            "dpop_signing_alg_values_supported": list(self.dpop_algorithms),
+            "claims_supported": [
+                *("aud", "auth_time", "created_at", "email", "exp", "iat", "iss"),
+                *("name", "nickname", "picture", "sub"),
+            ],
+            "request_uri_parameter_supported": False,
+            "request_parameter_supported": False,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document currently served."""
+        return self.keys.jwks()
+
+    # -- keys --------------------------------------------------------------------------------
+
+    @property
+    def signing_kid(self) -> str:
+        return self.keys.signing_key.kid
+
+    def add_key(self, alg: str = "RS256", kid: str | None = None, *, publish: bool = True) -> str:
+        """Add a fresh key (published in the JWKS unless ``publish=False``); returns its kid."""
+        return self.keys.add(alg, kid, publish=publish)
+
+    def unpublished_key(self, alg: str = "RS256", kid: str | None = None) -> str:
+        """A key the JWKS does not list (``mint(kid=...)`` for unknown-kid tests)."""
+        return self.keys.add(alg, kid, publish=False)
+
+    def publish_key(self, kid: str) -> None:
+        self.keys.publish(kid)
+
+    def retire_key(self, kid: str) -> None:
+        """Drop ``kid`` from the JWKS; it can still sign, so its tokens must now be refused."""
+        self.keys.retire(kid)
+
+    def rotate(self, alg: str | None = None) -> str:
+        """New signing key (published); the previous key stays published until retired."""
+        return self.keys.rotate(alg)
+
+    def use_key(self, kid: str) -> None:
+        """Make an existing key the signing key."""
+        self.keys.use(kid)
+
+    def public_key_pem(self, kid: str | None = None) -> bytes:
+        """PEM of a key's public half (default: the signing key) — alg-confusion material."""
+        return self.keys.get(kid or self.signing_kid).public_key_pem()
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def mint(
+        self,
+        sub: str = "auth0|user123",
+        audience: str | list[str] | None = None,
+        scope: str | Iterable[str] | None = None,
+        permissions: list[str] | None = None,
+        act: Mapping[str, Any] | None = None,
+        azp: str | None = None,
+        org_id: str | None = None,
+        cnf_jkt: str | None = None,
+        expires_in: int = 3600,
+        iat: int | float | None = None,
+        nbf: int | float | None = None,
+        issuer: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        omit: Iterable[str] = (),
+        headers: Mapping[str, Any] | None = None,
+        kid: str | None = None,
+        algorithm: str | None = None,
+        key: Any = None,
+    ) -> str:
+        """Sign an Auth0-shaped access token (header ``typ: JWT``, ``kid``).
+
+        Defaults: ``iss`` this tenant, ``aud`` :attr:`default_audience`, ``azp`` ``client-app``,
+        ``iat`` now, ``exp`` ``iat + expires_in``. ``claims`` merge last (``REMOVE`` drops one);
+        ``omit`` drops claims; ``headers`` merge into the JWS header. ``kid`` signs with any known
+        key, published or not; an unknown ``kid`` (e.g. ``"not-published"``) is written in the
+        header over the signing key's signature. ``key`` signs with a raw key (header ``kid``
+        stays the signing kid unless given). ``algorithm="HS256"`` without ``key`` uses the
+        public key PEM as HMAC secret (the confusion attack); ``"none"`` leaves it unsigned.
+        """
+        now = int(time.time()) if iat is None else iat
+        payload: dict[str, Any] = {
+            "iss": issuer if issuer is not None else self.issuer,
+            "sub": sub,
+            "aud": audience if audience is not None else self.default_audience,
+            "iat": now,
+            "exp": now + expires_in,
+            "azp": azp if azp is not None else config.APP_CLIENT_ID,
+        }
+        if scope is not None:
+            payload["scope"] = scope if isinstance(scope, str) else " ".join(scope)
+        if permissions is not None:
+            payload["permissions"] = list(permissions)
+        if act is not None:
+            payload["act"] = dict(act)
+        if org_id is not None:
+            payload["org_id"] = org_id
+        if cnf_jkt is not None:
+            payload["cnf"] = {"jkt": cnf_jkt}
+        if nbf is not None:
+            payload["nbf"] = nbf
+        payload = merge(payload, claims, omit)
+
+        if kid is not None and self.keys.has(kid):
+            selected = self.keys.get(kid)
+        else:
+            selected = self.keys.signing_key
+        if key is None:
+            alg = algorithm or selected.alg
+            signing_material: Any = selected.private_key
+            if alg.startswith("HS"):
+                signing_material = selected.public_key_pem()
+        else:
+            alg = algorithm or ("HS256" if isinstance(key, bytes | str) else selected.alg)
+            signing_material = key
+        header = merge({"alg": alg, "typ": "JWT", "kid": kid or selected.kid}, headers)
+        return encode_jws(header, payload, signing_material, alg)
+
+    def verify(self, token: str, audience: str | None = None) -> dict[str, Any]:
+        """Verify a token as this tenant would: a published kid, its algorithm, signature,
+        ``iss``, ``exp``/``iat``; ``audience`` (when given) must be in ``aud``. Raises pyjwt
+        errors or KeyError for an unknown kid."""
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not self.keys.is_published(kid):
+            raise KeyError("unknown kid")
+        key = self.keys.get(kid)
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.alg],
+            issuer=self.issuer,
+            options={"require": ["iss", "sub", "exp", "iat"], "verify_aud": False},
+        )
+        if audience is not None:
+            aud = claims.get("aud")
+            audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+            if audience not in audiences:
+                raise jwt.InvalidAudienceError("audience not accepted")
+        return claims
+
+    def _issue(self, claims: Mapping[str, Any], lifetime: int) -> str:
+        """Sign a token issued by the token endpoint with the current signing key."""
+        now = int(time.time())
+        payload = {"iss": self.issuer, **claims, "iat": now, "exp": now + lifetime}
+        key = self.keys.signing_key
+        header = {"alg": key.alg, "typ": "JWT", "kid": key.kid}
+        return encode_jws(header, payload, key.private_key, key.alg)
+
+    def _issue_federated(self, connection: str, sub: str, login_hint: str | None) -> str:
+        token = federated_token()
+        scope = " ".join(self.connections[connection].scopes)
+        with self._lock:
+            self.federated_tokens[token] = FederatedToken(connection, sub, login_hint, scope)
+        return token
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def add_api(
+        self, identifier: str, scopes: Iterable[str] = (), *, allow_dpop: bool = True
+    ) -> ApiConfig:
+        """Register (or replace) a resource server."""
+        api = ApiConfig(identifier, tuple(scopes), allow_dpop)
+        with self._lock:
+            self.apis[identifier] = api
+        return api
+
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        api: str | None = None,
+        grants: Mapping[str, Iterable[str]] | None = None,
+        obo_enabled: bool = True,
+        auth_method: str = "any",
+    ) -> ClientConfig:
+        """Register (or replace) a client. ``api`` makes it a Custom API client for that API;
+        ``grants`` maps downstream audiences to granted scopes; a secret is made if omitted."""
+        if auth_method not in config.AUTH_METHODS:
+            raise ValueError(f"auth_method must be one of {config.AUTH_METHODS}")
+        client = ClientConfig(
+            client_id,
+            client_secret or config.new_secret(),
+            api=api,
+            grants=config.normalize_grants(grants),
+            obo_enabled=obo_enabled,
+            auth_method=auth_method,
+        )
+        with self._lock:
+            self.clients[client_id] = client
+        return client
+
+    def add_connection(
+        self,
+        name: str,
+        scopes: Iterable[str] = (),
+        *,
+        users: Iterable[str] | None = None,
+        expires_in: int = 3600,
+    ) -> ConnectionConfig:
+        """Register a Token Vault connection; ``users`` limits the subjects that linked it."""
+        connection = ConnectionConfig(
+            name, tuple(scopes), frozenset(users) if users is not None else None, expires_in
+        )
+        with self._lock:
+            self.connections[name] = connection
+        return connection
+
+    def add_exchange_profile(self, subject_token_type: str, handler: ProfileHandler) -> None:
+        """A Custom Token Exchange profile: ``handler(form)`` returns the new token's claims
+        (``sub`` required), or ``{"error": ..., "error_description": ..., "status": ...}``."""
+        with self._lock:
+            self.exchange_profiles[subject_token_type] = ExchangeProfile(
+                subject_token_type, handler
+            )
+
+    # -- DPoP nonce --------------------------------------------------------------------------
+
+    def require_dpop_nonce(self, required: bool = True) -> str | None:
+        """Demand a server nonce in token-endpoint proofs; returns the current nonce."""
+        with self._lock:
+            self._dpop_nonce = config.new_secret()[:22] if required else None
+            return self._dpop_nonce
+
+    def rotate_dpop_nonce(self) -> str:
+        with self._lock:
+            self._dpop_nonce = config.new_secret()[:22]
+            return self._dpop_nonce
+
+    @property
+    def dpop_nonce(self) -> str | None:
+        return self._dpop_nonce
+
+    def _remember_jti(self, jti: str) -> bool:
+        """Record a proof's jti; False when it was already seen (a replay)."""
+        now = time.time()
+        with self._lock:
+            if jti in self._seen_jtis:
+                return False
+            if len(self._seen_jtis) > 10_000:
+                cutoff = now - _JTI_MEMORY_SECONDS
+                self._seen_jtis = {k: t for k, t in self._seen_jtis.items() if t > cutoff}
+            self._seen_jtis[jti] = now
+            return True
+
+    # -- faults, counters, records -----------------------------------------------------------
+
+    def inject_fault(
+        self,
+        endpoint: str,
+        status: int | None = 500,
+        body: bytes | str | Mapping[str, Any] | list[Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        times: int | None = 1,
+        close: bool = False,
+    ) -> None:
+        """Make the next ``times`` requests to ``endpoint`` fail (``times=None``: until cleared).
+
+        ``endpoint`` is ``"discovery"``, ``"jwks"``, ``"token"`` or a path. ``body`` may be a
+        dict/list (JSON), bytes or str (sent as is); ``delay`` sleeps first (``status=None`` to
+        answer normally after it); ``close=True`` drops the connection without an answer.
+        """
+        if endpoint not in ROUTES.values() and not endpoint.startswith("/"):
+            raise ValueError(f"unknown endpoint {endpoint!r}; use a name or a path")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1, or None for always")
+        fault = Fault(status, body, dict(headers or {}), delay, times, close)
+        self._faults.add(endpoint, fault)
+
+    def clear_faults(self, endpoint: str | None = None) -> None:
+        self._faults.clear(endpoint)
+
+    def _count(self, name: str | None, path: str) -> None:
+        with self._lock:
+            if name is not None:
+                self._counts[name] += 1
+            self._path_counts[path] += 1
+
+    def count(self, endpoint: str) -> int:
+        """Requests received by ``"discovery"``, ``"jwks"``, ``"token"``, or a path."""
+        with self._lock:
+            if endpoint.startswith("/"):
+                return self._path_counts[endpoint]
+            return self._counts[endpoint]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._path_counts.clear()
+            self._token_requests.clear()
+
+    @property
+    def token_requests(self) -> list[TokenRequest]:
+        """Every request to ``/oauth/token`` so far (client secrets redacted), oldest first."""
+        with self._lock:
+            return list(self._token_requests)
+
+    def _handle_token(
+        self, raw_headers: Any, body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        reply, record = handle_token_request(self, _header_lists(raw_headers), body)
+        with self._lock:
+            self._token_requests.append(record)
+        return reply.status, reply.body, reply.headers
+
+    @property
+    def server_errors(self) -> list[BaseException]:
+        """Exceptions the token endpoint raised (answered as 500 ``server_error``)."""
+        with self._lock:
+            return list(self._server_errors)
+
+    def _record_server_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._server_errors.append(exc)
+
+    def _record_faulted_token_request(
+        self, raw_headers: Any, body: bytes, status: int | None
+    ) -> None:
+        record = describe_token_request(_header_lists(raw_headers), body)
+        record.status = status
+        record.error = "injected_fault"
+        with self._lock:
+            self._token_requests.append(record)
+
+
+def _header_lists(raw_headers: Any) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in raw_headers.items():
+        headers.setdefault(name.lower(), []).append(value)
+    return headers

@@ -189,6 +189,12 @@ class DelegationEventAdmin(admin.ModelAdmin):
     def has_purge_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """A request's page leaves out the (empty) exchange section."""
+        if obj is not None and obj.kind == DelegationEvent.Kind.REQUEST:
+            return tuple(fs for fs in self.fieldsets if fs[0] != "Exchange")
+        return self.fieldsets
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [name for _, options in self.fieldsets for name in options["fields"]]
 
@@ -215,7 +221,7 @@ class DelegationEventAdmin(admin.ModelAdmin):
             label,
         )
 
-    @admin.display(description="delegation chain")
+    @admin.display(description="who acted for whom")
     def chain_diagram(self, obj: DelegationEvent) -> SafeString:
         parts = chain_parts(obj.subject, obj.delegation_chain)
         roles = ["user"] + [

@@ -1,0 +1,145 @@
+"""The audit admin in a real browser: Debian's Chromium driven by Playwright against the live
+server. If the browser cannot start, this test fails: it is never skipped."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from django_auth0_obo.models import DelegationEvent
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("testproject.urls")]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHANGELIST = "/admin/django_auth0_obo/delegationevent/"
+
+
+def seed_events() -> DelegationEvent:
+    """A few rows: allowed and denied, direct, one hop and nested chains; returns the nested one."""
+    now = timezone.now()
+    common = {"audience": "https://calendar-api.example.com", "method": "GET"}
+    DelegationEvent.objects.create(
+        created_at=now - timedelta(minutes=3),
+        subject="auth0|alice",
+        current_actor="mcp-server-client",
+        delegation_chain=["mcp-server-client"],
+        depth=1,
+        path="/api/calendar/events",
+        outcome="allowed",
+        **common,
+    )
+    DelegationEvent.objects.create(
+        created_at=now - timedelta(minutes=2),
+        subject="auth0|bob",
+        current_actor="rogue-agent",
+        delegation_chain=["rogue-agent"],
+        depth=1,
+        path="/api/calendar/events",
+        outcome="denied",
+        reason="actor_not_allowed",
+        **common,
+    )
+    DelegationEvent.objects.create(
+        created_at=now - timedelta(minutes=1),
+        kind="exchange",
+        grant="on_behalf_of",
+        subject="auth0|alice",
+        current_actor="mcp-server-client",
+        delegation_chain=["mcp-server-client"],
+        depth=1,
+        audience="https://mcp.example.com",
+        target_audience="https://calendar-api.example.com",
+        requested_scope="calendar:read",
+        granted_scope="calendar:read",
+        cache_hit=False,
+        outcome="allowed",
+    )
+    return DelegationEvent.objects.create(
+        created_at=now,
+        subject="auth0|carol",
+        current_actor="agent",
+        delegation_chain=["agent", "mcp-server-client"],
+        depth=2,
+        path="/api/calendar/events",
+        outcome="denied",
+        reason="delegation_too_deep",
+        jti="jti-nested",
+        **common,
+    )
+
+
+def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
+    User.objects.create_superuser("admin", "admin@example.com", "correct horse battery")
+    nested = seed_events()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", "correct horse battery")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"**{CHANGELIST}")
+
+            rows = page.locator("#result_list tbody tr")
+            assert rows.count() == 4
+            headers = page.locator("#result_list thead th").all_inner_texts()
+            joined = " | ".join(h.strip().lower() for h in headers)
+            for column in ("created at", "subject", "chain", "audience", "outcome"):
+                assert column in joined
+            body = page.locator("#result_list").inner_text()
+            assert "auth0|carol → mcp-server-client → agent" in body
+            assert "auth0|bob → rogue-agent" in body
+            assert "https://mcp.example.com → https://calendar-api.example.com" in body
+            saved.append(SCREENSHOTS / "delegation-events-list.png")
+            page.screenshot(path=str(saved[-1]), full_page=True)
+
+            page.locator("#changelist-filter a", has_text="denied").first.click()
+            page.wait_for_url("**outcome__exact=denied**")
+            denied_rows = page.locator("#result_list tbody tr")
+            assert denied_rows.count() == 2
+            denied_text = page.locator("#result_list").inner_text()
+            assert "auth0|alice" not in denied_text
+            assert "denied (actor_not_allowed)" in denied_text
+            saved.append(SCREENSHOTS / "delegation-events-denied.png")
+            page.screenshot(path=str(saved[-1]), full_page=True)
+
+            page.goto(f"{live_server.url}{CHANGELIST}{nested.pk}/change/")
+            chain = page.locator("ol.auth0-obo-chain li").all_inner_texts()
+            assert chain == [
+                "auth0|carol (user)",
+                "mcp-server-client (actor 1)",
+                "agent (current actor)",
+            ]
+            detail = page.locator("#content").inner_text()
+            assert "/api/calendar/events" in detail
+            assert "delegation_too_deep" in detail
+            assert "jti-nested" in detail
+            saved.append(SCREENSHOTS / "delegation-event-detail.png")
+            page.screenshot(path=str(saved[-1]), full_page=True)
+        finally:
+            browser.close()
+
+    for path in saved:
+        assert path.stat().st_size > 1000
+        print(f"screenshot: {path}")

@@ -1,8 +1,9 @@
 """Public JWKs for DPoP: RFC 7638 thumbprints and public keys built from them.
 
 A DPoP proof carries its own public key. Building a cryptography key object costs more than the
-rest of a proof check, so keys are kept in a small LRU keyed by the key's RFC 7638 canonical
-form — the same string the thumbprint hashes, and exactly the key's public parameters.
+rest of a proof check, so keys are kept in a small LRU keyed by the key's RFC 7638 required
+members — what the thumbprint hashes, and exactly the key's public parameters — and the
+thumbprint is computed once per key, not once per proof.
 """
 
 from __future__ import annotations
@@ -83,19 +84,29 @@ def b64url_decode(data: str) -> bytes:
         raise ValueError("not base64url") from error
 
 
-def canonical_json(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 §3: the required members only, sorted, no whitespace (raises JWKError)."""
+def _members(jwk: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The key type and its RFC 7638 required member values, validated (raises JWKError)."""
     kty = jwk.get("kty")
-    members = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if members is None:
+    names = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if names is None:
         raise JWKError("unsupported key type")
-    values = {}
-    for member in members:
-        value = jwk.get(member)
+    values: list[str] = []
+    for name in names:
+        value = jwk.get(name)
         if not isinstance(value, str) or not value or len(value) > MAX_MEMBER_LENGTH:
             raise JWKError("missing or malformed key member")
-        values[member] = value
-    return json.dumps(values, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        values.append(value)
+    return kty, tuple(values)
+
+
+def _canonical(kty: str, values: tuple[str, ...]) -> str:
+    members = dict(zip(THUMBPRINT_MEMBERS[kty], values, strict=True))
+    return json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def canonical_json(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 §3: the required members only, sorted, no whitespace (raises JWKError)."""
+    return _canonical(*_members(jwk))
 
 
 def thumbprint_of_canonical(canonical: str) -> str:
@@ -117,8 +128,8 @@ class PublicJWK:
     jkt: str
 
 
-def check_public_jwk(jwk: Any, alg: str) -> str:
-    """Return the canonical form of ``jwk`` if it is a public key usable with ``alg``."""
+def check_public_jwk(jwk: Any, alg: str) -> tuple[str, tuple[str, ...]]:
+    """Return the key type and required members of ``jwk`` if it is a public key for ``alg``."""
     if not isinstance(jwk, dict):
         raise JWKError("jwk is not a JSON object")
     if not PRIVATE_MEMBERS.isdisjoint(jwk):
@@ -128,18 +139,18 @@ def check_public_jwk(jwk: Any, alg: str) -> str:
         raise JWKError("jwk does not match alg")
     if "alg" in jwk and jwk["alg"] != alg:
         raise JWKError("jwk does not match alg")
-    return canonical_json(jwk)
+    return _members(jwk)
 
 
 def load_public_jwk(jwk: Any, alg: str) -> PublicJWK:
     """The public key of ``jwk`` for ``alg`` (raises JWKError), from the LRU when seen before."""
-    return _key_from_canonical(check_public_jwk(jwk, alg))
+    return _key_from_members(*check_public_jwk(jwk, alg))
 
 
 @lru_cache(maxsize=KEY_CACHE_SIZE)
-def _key_from_canonical(canonical: str) -> PublicJWK:
-    members: dict[str, str] = json.loads(canonical)
-    kty = members["kty"]
+def _key_from_members(kty: str, values: tuple[str, ...]) -> PublicJWK:
+    """Keyed by exactly what the thumbprint hashes, so equal keys share one entry."""
+    members = dict(zip(THUMBPRINT_MEMBERS[kty], values, strict=True))
     try:
         if kty == "EC":
             curve, size = _EC_CURVES[members["crv"]]
@@ -166,7 +177,8 @@ def _key_from_canonical(canonical: str) -> PublicJWK:
         raise
     except (KeyError, ValueError) as error:
         raise JWKError("jwk is not a valid public key") from error
-    return PublicJWK(kty=kty, crv=crv, key=key, jkt=thumbprint_of_canonical(canonical))
+    jkt = thumbprint_of_canonical(_canonical(kty, values))
+    return PublicJWK(kty=kty, crv=crv, key=key, jkt=jkt)
 
 
 _ALGORITHMS: dict[str, Algorithm] = {}

@@ -138,7 +138,10 @@ def allowed_algorithms() -> frozenset[str]:
     try:
         return _allowed["algs"]
     except KeyError:
-        algs = frozenset(obo_settings.DPOP_ALGORITHMS or ()) & ASYMMETRIC_ALGORITHMS
+        configured = obo_settings.DPOP_ALGORITHMS or ()
+        if isinstance(configured, str):
+            configured = (configured,)
+        algs = frozenset(configured) & ASYMMETRIC_ALGORITHMS
         _allowed["algs"] = algs
         return algs
 

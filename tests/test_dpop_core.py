@@ -270,6 +270,12 @@ def test_alg_not_in_dpop_algorithms_is_refused_even_if_asymmetric(
         _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
 
 
+def test_dpop_algorithms_may_be_a_single_string(settings: Any) -> None:
+    settings.AUTH0_OBO = {"DOMAIN": "t.example.com", "AUDIENCE": "a", "DPOP_ALGORITHMS": "EdDSA"}
+    key = DPoPKey.generate("EdDSA")
+    assert _verify(key, key.proof("GET", URL, access_token=TOKEN)) == key.jkt
+
+
 def test_a_small_rsa_key_is_refused(dpop_settings: Any) -> None:
     key = DPoPKey.from_private_key(
         rsa.generate_private_key(public_exponent=65537, key_size=1024), "RS256"

@@ -1,0 +1,201 @@
+"""``manage.py auth0_obo_check``: is this API ready to verify and exchange tokens?
+
+Runs the system checks, fetches each issuer's discovery document and JWKS straight from the
+tenant (no cache, so it proves the tenant answers now) and lists the key ids. ``--exchange
+AUDIENCE`` reads an access token from stdin and performs a real on-behalf-of exchange, printing
+the result's metadata and the new token's identifying claims — never a token. ``--tenant-config``
+prints the tenant configuration the exchange needs, without contacting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import jwt
+import requests
+from django.core import checks
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_auth0_obo import http
+from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.exceptions import Auth0OboError
+
+OBO_PROFILE = "on_behalf_of_token_exchange"
+#: Claims of an exchanged token worth showing: who, for whom, where, what.
+SHOWN_CLAIMS = ("sub", "act", "aud", "scope", "azp", "org_id")
+
+
+class Command(BaseCommand):
+    help = "Check the AUTH0_OBO settings and the tenant; optionally try an exchange."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--exchange",
+            metavar="AUDIENCE",
+            help="Exchange the access token read from stdin for AUDIENCE (on-behalf-of).",
+        )
+        parser.add_argument("--scope", help="Scope to ask for with --exchange.")
+        parser.add_argument(
+            "--tenant-config",
+            action="store_true",
+            help="Print the tenant configuration token exchange needs (Deploy CLI YAML and "
+            "Management API JSON) and exit.",
+        )
+        parser.add_argument(
+            "--audience",
+            action="append",
+            default=[],
+            metavar="AUDIENCE[=SCOPE,...]",
+            help="A downstream API this API exchanges tokens for (repeatable), for "
+            "--tenant-config.",
+        )
+        parser.add_argument(
+            "--client-name", help="Name of the Custom API client, for --tenant-config."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["tenant_config"]:
+            self.print_tenant_config(options["audience"], options.get("client_name"))
+            return
+        self.run_system_checks()
+        for issuer in sorted(obo_settings.issuers):
+            self.check_issuer(issuer)
+        if options["exchange"]:
+            self.try_exchange(options["exchange"], options.get("scope"))
+        self.stdout.write(self.style.SUCCESS("OK"))
+
+    # Settings and tenant.
+
+    def run_system_checks(self) -> None:
+        messages = checks.run_checks(tags=["auth0_obo"])
+        errors = [m for m in messages if m.is_serious()]
+        for message in messages:
+            self.stdout.write(f"{message.id}: {message.msg}")
+        if errors:
+            raise CommandError(f"{len(errors)} settings error(s); fix them first.")
+        self.stdout.write("Settings: OK")
+
+    def check_issuer(self, issuer: str) -> None:
+        from django_auth0_obo.keys import discovery_url
+
+        document = self._get_json(discovery_url(issuer), "discovery document")
+        if document.get("issuer") != issuer:
+            raise CommandError(
+                f"The discovery document names issuer {document.get('issuer')!r}, "
+                f"expected {issuer!r}."
+            )
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
+            raise CommandError(f"{issuer}: the discovery document has no https jwks_uri.")
+        jwks = self._get_json(jwks_uri, "JWKS")
+        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
+        if not keys:
+            raise CommandError(f"{issuer}: the JWKS holds no keys.")
+        self.stdout.write(f"Issuer {issuer}")
+        self.stdout.write(f"  discovery: OK, token endpoint {document.get('token_endpoint')}")
+        for key in keys:
+            kid, kty, alg = key.get("kid", "(no kid)"), key.get("kty"), key.get("alg", "")
+            self.stdout.write(f"  key {kid}: {kty} {alg}".rstrip())
+
+    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        try:
+            response = http.tenant_request("GET", url)
+        except requests.RequestException as error:
+            raise CommandError(
+                f"Cannot reach the {what} at {url}: {type(error).__name__}."
+            ) from error
+        if response.status_code != 200:
+            raise CommandError(f"The {what} at {url} answered {response.status_code}.")
+        try:
+            data = response.json()
+        except ValueError as error:
+            raise CommandError(f"The {what} at {url} is not JSON.") from error
+        if not isinstance(data, dict):
+            raise CommandError(f"The {what} at {url} is not a JSON object.")
+        return data
+
+    # Exchange.
+
+    def try_exchange(self, audience: str, scope: str | None) -> None:
+        from django_auth0_obo.exchange import get_token_on_behalf_of
+
+        token = sys.stdin.readline().strip()
+        if token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        if not token:
+            raise CommandError("--exchange reads an access token from stdin; none was given.")
+        try:
+            result = get_token_on_behalf_of(token, audience, scope)
+        except Auth0OboError as error:
+            raise CommandError(f"Exchange for {audience} failed: {error}") from error
+        self.stdout.write(f"Exchange for {audience}: OK")
+        for name in ("token_type", "issued_token_type", "scope", "expires_in", "expires_at"):
+            if result.get(name) is not None:
+                self.stdout.write(f"  {name}: {result[name]}")
+        claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+        shown = {k: claims[k] for k in SHOWN_CLAIMS if k in claims}
+        self.stdout.write("  new token's claims (unverified): " + json.dumps(shown))
+
+    # Tenant configuration.
+
+    def print_tenant_config(self, audiences: list[str], client_name: str | None) -> None:
+        resource = obo_settings.resource
+        if not resource:
+            raise CommandError("AUDIENCE (or RESOURCE) must be set.")
+        if not audiences:
+            raise CommandError("Name the downstream APIs with --audience AUDIENCE[=SCOPE,...].")
+        name = client_name or f"{resource} (token exchange)"
+        client = tenant_client(name, resource)
+        grants = [
+            client_grant(obo_settings.CLIENT_ID or "<client_id of the client above>", aud, scopes)
+            for aud, scopes in map(parse_audience, audiences)
+        ]
+        out = self.stdout.write
+        out("# Auth0 Deploy CLI (tenant.yaml):")
+        out("clients:")
+        out(f"  - name: {json.dumps(name)}")
+        for key in ("app_type", "resource_server_identifier", "token_endpoint_auth_method"):
+            out(f"    {key}: {json.dumps(client[key])}")
+        out("    token_exchange:")
+        out("      allow_any_profile_of_type:")
+        out(f"        - {OBO_PROFILE}")
+        out("clientGrants:")
+        for grant in grants:
+            out(f"  - client_id: {json.dumps(name)}")
+            out(f"    audience: {json.dumps(grant['audience'])}")
+            out("    scope:" + ("" if grant["scope"] else " []"))
+            for scope in grant["scope"]:
+                out(f"      - {json.dumps(scope)}")
+            out("    subject_type: user")
+        out("")
+        out("# Management API: POST /api/v2/clients")
+        out(json.dumps(client, indent=2))
+        out("# Management API: POST /api/v2/client-grants (one per downstream API)")
+        for grant in grants:
+            out(json.dumps(grant, indent=2))
+
+
+def tenant_client(name: str, resource: str) -> dict[str, Any]:
+    """The Custom API client allowed to exchange on behalf of users (no secret: Auth0 makes it)."""
+    return {
+        "name": name,
+        "app_type": "resource_server",
+        "resource_server_identifier": resource,
+        "token_endpoint_auth_method": obo_settings.CLIENT_AUTH_METHOD,
+        "token_exchange": {"allow_any_profile_of_type": [OBO_PROFILE]},
+    }
+
+
+def client_grant(client_id: str, audience: str, scopes: list[str]) -> dict[str, Any]:
+    """A user-subject grant letting ``client_id`` get tokens for ``audience`` for users."""
+    return {"client_id": client_id, "audience": audience, "scope": scopes, "subject_type": "user"}
+
+
+def parse_audience(value: str) -> tuple[str, list[str]]:
+    """``https://api.example.com=read:a,write:a`` → ``("https://api.example.com", [...])``."""
+    audience, _, scopes = value.partition("=")
+    if not audience.strip():
+        raise CommandError(f"Bad --audience {value!r}.")
+    return audience.strip(), [s for s in scopes.replace(" ", ",").split(",") if s]

@@ -76,6 +76,9 @@ AUTH0_OBO = {
     "SCOPES_SUPPORTED": ["calendar:read", "calendar:write"],
 }
 
+#: Base URL of the downstream calendar API the example MCP endpoint calls (default: this server).
+DOWNSTREAM_CALENDAR_URL = env("DOWNSTREAM_CALENDAR_URL", default=None)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["django_auth0_obo.authentication.Auth0Authentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -294,7 +294,7 @@ class _Attempt:
                     return Lookup(self._fetch_and_store(lease, fetch), False)
             if not self.db_ok or time.monotonic() > give_up_at:
                 break
-            time.sleep(pause)
+            _wait(pause)
             pause = min(pause * 2, POLL_MAX)
         return Lookup(fetch(), False)
 
@@ -359,6 +359,11 @@ class _Attempt:
                 "Exchanged-token cache unavailable (%s); exchanging without the cache.",
                 type(exc).__name__,
             )
+
+
+def _wait(seconds: float) -> None:
+    """Pause between two looks at another process's lease."""
+    time.sleep(seconds)
 
 
 def _datetime(timestamp: float) -> datetime:

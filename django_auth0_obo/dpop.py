@@ -50,6 +50,7 @@ PROOF_TYPE = "dpop+jwt"
 #: Upper bounds on what we parse: a proof with an RSA-4096 key is under 3 KB.
 MAX_PROOF_LENGTH = 8192
 MAX_JTI_LENGTH = 256
+MAX_CACHED_URL_LENGTH = 512
 
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -75,7 +76,10 @@ def normalize_htu(url: str) -> str:
     """``url`` as compared for ``htu``: no query or fragment, scheme and host lower-case,
     default port dropped, unreserved characters unescaped, other escapes upper-case, dot
     segments removed, empty path ``/``. Raises ValueError for anything but an http(s) URL."""
-    return _normalize_base(url.partition("#")[0].partition("?")[0])
+    base = url.partition("#")[0].partition("?")[0]
+    if len(base) > MAX_CACHED_URL_LENGTH:  # keep the memo small whatever clients send
+        return _normalize_base.__wrapped__(base)
+    return _normalize_base(base)
 
 
 @lru_cache(maxsize=1024)

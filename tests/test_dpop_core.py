@@ -145,6 +145,13 @@ def test_normalize_htu_refuses_what_is_not_an_absolute_http_url(bad: str) -> Non
         dpop.normalize_htu(bad)
 
 
+def test_long_urls_are_normalised_without_the_memo() -> None:
+    path = "a/%7e" * 200
+    assert dpop.normalize_htu(f"HTTPS://api.example.com/{path}") == (
+        "https://api.example.com/" + "a/~" * 200
+    )
+
+
 @given(st.text(max_size=60))
 def test_normalize_htu_is_idempotent_or_refuses(path: str) -> None:
     try:

@@ -202,7 +202,7 @@ def verify_proof(
     htu = _check_htu(claims.get("htu"), url)
     _check_iat(claims.get("iat"))
     _check_ath(claims.get("ath"), access_token)
-    if not hmac.compare_digest(public.jkt.encode("ascii"), jkt.encode("utf-8")):
+    if not hmac.compare_digest(public.jkt.encode("ascii"), jkt.encode("utf-8", "replace")):
         raise InvalidDPoPProof("DPoP proof key does not match the token's cnf.jkt.")
     if nonce is not None:
         _check_nonce(claims.get("nonce"), nonce)

@@ -261,6 +261,26 @@ def test_non_finite_iat_is_refused(dpop_settings: Any, dpop_key: DPoPKey, iat: s
         _verify(dpop_key, f"{signing_input}.{b64url_encode(signature)}")
 
 
+@pytest.mark.parametrize("claim", ["jti", "htu", "htm", "ath", "nonce"])
+def test_lone_surrogates_in_claims_are_refused_or_harmless(
+    dpop_settings: Any, dpop_key: DPoPKey, claim: str
+) -> None:
+    header, claims = decode_unverified(dpop_key.proof("GET", URL, access_token=TOKEN))
+    payload = json.dumps({**claims, claim: "SURROGATE"}).replace('"SURROGATE"', '"a\\ud800"')
+    signing_input = (
+        f"{b64url_encode(json.dumps(header).encode())}.{b64url_encode(payload.encode())}"
+    )
+    signature = ECAlgorithm(ECAlgorithm.SHA256).sign(signing_input.encode(), dpop_key.private_key)
+    proof = f"{signing_input}.{b64url_encode(signature)}"
+    if claim in ("jti", "nonce"):
+        assert _verify(dpop_key, proof) == dpop_key.jkt
+    else:
+        with pytest.raises(InvalidDPoPProof):
+            _verify(dpop_key, proof)
+    with pytest.raises(InvalidDPoPProof):
+        _verify(dpop_key, proof, jkt="\ud800")
+
+
 def test_a_proof_over_the_length_limit_is_refused_before_parsing(
     dpop_settings: Any, dpop_key: DPoPKey
 ) -> None:

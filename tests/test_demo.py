@@ -1,0 +1,28 @@
+"""The README's demo command runs the whole chain on real local ports and says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_demo_runs_the_whole_on_behalf_of_chain_and_audits_it():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "Demo completed" in out
+    assert "token-endpoint calls for the two requests: 1" in out
+    assert '"cache_hit": true' in out
+    assert "actor_not_allowed" in out
+    assert "DPoP proof replayed" in out
+    assert "denied  actor_not_allowed" in out
+    assert "/admin/django_auth0_obo/delegationevent/" in out

@@ -211,7 +211,9 @@ def test_get_allowed_actors_hook_decides_dynamically(auth0_tenant, api_client):
 
 def test_the_allowed_actors_setting_is_the_default_list(auth0_tenant, api_client, settings):
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "ALLOWED_ACTORS": ["agent-9"]}
-    assert get(api_client, "/settings-actors", delegated(auth0_tenant, "agent-9")).status_code == 200
+    assert (
+        get(api_client, "/settings-actors", delegated(auth0_tenant, "agent-9")).status_code == 200
+    )
     assert get(api_client, "/settings-actors", delegated(auth0_tenant)).status_code == 403
 
 
@@ -280,9 +282,7 @@ def test_a_missing_scope_answers_insufficient_scope_with_the_needed_scopes(
     assert header.startswith("Bearer ")
     assert 'error="insufficient_scope"' in header
     assert 'scope="calendar:read calendar:write"' in header
-    assert (
-        'resource_metadata="http://testserver/.well-known/oauth-protected-resource"' in header
-    )
+    assert 'resource_metadata="http://testserver/.well-known/oauth-protected-resource"' in header
 
 
 @pytest.mark.urls("tests.test_permissions_nometadata")
@@ -299,9 +299,7 @@ def test_scope_failure_of_a_dpop_token_challenges_the_dpop_scheme(auth0_tenant, 
 
     token = auth0_tenant.mint(scope="calendar:read", cnf_jkt=dpop_key.jkt)
     proof = dpop_key.proof("GET", "http://testserver/scopes", access_token=token)
-    response = APIClient().get(
-        "/scopes", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof
-    )
+    response = APIClient().get("/scopes", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof)
     assert response.status_code == 403
     header = response.headers["WWW-Authenticate"]
     assert re.match(r'DPoP algs="[^"]+", error="insufficient_scope"', header)
@@ -340,9 +338,10 @@ def test_function_views_take_both_permissions(auth0_tenant, api_client):
         "actor": MCP
     }
     assert get(api_client, "/function", delegated(auth0_tenant)).status_code == 403
-    assert get(api_client, "/function", delegated(auth0_tenant, "x", scope="read:data")).json()[
-        "code"
-    ] == "actor_not_allowed"
+    assert (
+        get(api_client, "/function", delegated(auth0_tenant, "x", scope="read:data")).json()["code"]
+        == "actor_not_allowed"
+    )
 
 
 def test_no_credentials_is_still_a_401_not_a_403(auth0_tenant, api_client):

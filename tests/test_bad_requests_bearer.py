@@ -335,6 +335,8 @@ def test_bearer_request_gets_its_exact_answer(
     if case.status != 200:  # an accepted delegated request is audited, on purpose
         assert nothing_written()
     token = headers["HTTP_AUTHORIZATION"].partition(" ")[2].strip()
+    if case.error is not None:
+        assert f"Rejected {case.error} credentials" in caplog.text  # the logs were captured
     if len(token) > 8:
         assert token not in response.content.decode()
         assert token not in response.headers.get("WWW-Authenticate", "")

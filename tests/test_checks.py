@@ -26,6 +26,7 @@ def shared_cache(settings: Any, tmp_path: Path) -> None:
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(tmp_path / "cache"),
         },
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
 
 
@@ -94,7 +95,7 @@ CASES: dict[str, tuple[Any, str]] = {
         {**GOOD, "TOKEN_ENCRYPTION_KEYS": ["not a fernet key"]},
         "auth0_obo.E016",
     ),
-    "per-process cache with DPoP": ({**GOOD, "CACHE_ALIAS": "default"}, "auth0_obo.W001"),
+    "per-process cache with DPoP": ({**GOOD, "CACHE_ALIAS": "local"}, "auth0_obo.W001"),
 }
 
 
@@ -115,4 +116,4 @@ def test_the_unknown_key_check_names_the_key(settings: Any) -> None:
 
 
 def test_a_per_process_cache_is_fine_when_dpop_is_disabled(settings: Any) -> None:
-    assert ids({**GOOD, "CACHE_ALIAS": "default", "DPOP_MODE": "disabled"}, settings) == []
+    assert ids({**GOOD, "CACHE_ALIAS": "local", "DPOP_MODE": "disabled"}, settings) == []

@@ -107,6 +107,17 @@ def test_a_newly_published_key_is_accepted_after_exactly_one_jwks_refetch(
     assert fetches(tenant) == (1, 2)
 
 
+@pytest.fixture
+def process_local_cache(settings: Any, tenant: LocalTenant) -> None:
+    """A locmem CACHE_ALIAS: its expiry follows the ``clock`` fixture (Redis keeps real time)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "keys-local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "CACHE_ALIAS": "keys-local"}
+
+
+@pytest.mark.usefixtures("process_local_cache")
 def test_unknown_kids_refetch_once_per_cooldown(tenant: LocalTenant, clock: Clock) -> None:
     warm(tenant)
     forged = tenant.mint(kid=tenant.unpublished_key())

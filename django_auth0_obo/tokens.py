@@ -179,7 +179,11 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     _check_claims(claims, policy, audiences, now)
 
     if policy.memo_ttl > 0:
-        _memo.put(digest, claims, min(now + policy.memo_ttl, claims["exp"] + policy.leeway))
+        until = now + policy.memo_ttl
+        exp = claims["exp"]
+        if exp < until - policy.leeway:  # compared, not added: exp may be a huge int
+            until = exp + policy.leeway
+        _memo.put(digest, claims, until)
     return dict(claims)
 
 

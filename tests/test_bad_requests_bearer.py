@@ -81,6 +81,12 @@ CASES: dict[str, Case] = {
     ),
     "nbf in the future": Case(bearer(lambda t: t.mint(nbf=NOW + 3600)), 401, "invalid_token"),
     "iat in the future": Case(bearer(lambda t: t.mint(iat=NOW + 3600)), 401, "invalid_token"),
+    "exp beyond any float": Case(
+        bearer(lambda t: t.mint(claims={"exp": 10**400, "nbf": -(10**400)})), 200, None
+    ),
+    "iat beyond any float": Case(
+        bearer(lambda t: t.mint(claims={"iat": 10**400})), 401, "invalid_token"
+    ),
     "exp not a number": Case(
         bearer(lambda t: t.mint(claims={"exp": str(NOW + 600)})), 401, "invalid_token"
     ),
@@ -255,6 +261,7 @@ REASONS: dict[str, str] = {
     "expired beyond the leeway": "Token has expired.",
     "nbf in the future": "Token is not yet valid.",
     "iat in the future": "Token was issued in the future.",
+    "iat beyond any float": "Token was issued in the future.",
     "exp not a number": "Malformed exp claim.",
     "wrong aud": "Invalid audience.",
     "empty aud list": "Malformed aud claim.",

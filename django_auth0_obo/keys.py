@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -219,6 +220,16 @@ def clear_cache() -> None:
 
 
 on_reload(clear_cache)
+
+
+def _after_fork_in_child() -> None:
+    """A worker forked while another thread held a lock must not inherit it locked."""
+    global _local_lock
+    _local_lock = threading.Lock()
+    _issuer_locks.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # Unknown kid ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -134,6 +135,7 @@ def _reload() -> None:
 
 on_reload(_reload)
 keys.on_keys_changed(clear_memo)
+os.register_at_fork(after_in_child=lambda: setattr(_memo, "_lock", threading.Lock()))
 
 
 def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -> dict[str, Any]:

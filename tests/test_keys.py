@@ -6,14 +6,22 @@ fetched. Time is moved forward with the ``clock`` fixture instead of sleeping.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import redis
 
 from django_auth0_obo import keys, tokens
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
@@ -319,8 +327,6 @@ def test_a_slow_tenant_times_out_as_unavailable(tenant: LocalTenant, settings: A
     ],
 )
 def test_unusable_jwks_entries_are_never_trusted(tenant: LocalTenant, mutate: Any) -> None:
-    import base64
-
     pem = base64.urlsafe_b64encode(tenant.public_key_pem()).rstrip(b"=").decode()
     jwks = {"keys": [mutate(tenant.jwks()["keys"][0], pem)]}
     tenant.inject_fault("jwks", status=200, body=jwks, times=None)
@@ -421,3 +427,99 @@ def test_prefetch_loads_every_configured_issuer(tenant: LocalTenant) -> None:
 
     assert fetches(tenant) == (1, 1)
     assert keys.discovery_url(tenant.issuer) == tenant.discovery_url
+
+
+# Real worker processes sharing Redis -------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+CHILD = """
+import json, sys
+
+from django.conf import settings
+
+data = json.load(sys.stdin)
+settings.configure(
+    CACHES=data["caches"],
+    AUTH0_OBO=data["auth0_obo"],
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_auth0_obo"],
+    USE_TZ=True,
+)
+import django
+
+django.setup()
+
+from django_auth0_obo import tokens
+from django_auth0_obo.exceptions import InvalidToken
+
+results = []
+for token in data["tokens"]:
+    try:
+        results.append(tokens.verify_access_token(token)["sub"])
+    except InvalidToken as error:
+        results.append(error.description)
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture
+def redis_keys(settings: Any, tenant: LocalTenant) -> dict[str, Any]:
+    """Point CACHE_ALIAS at Redis (a fresh key prefix); return what a child process needs."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis at {REDIS_URL} must be running for this test: {error}")
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "keys_redis": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"test-keys-{uuid.uuid4().hex}",
+        },
+    }
+    settings.CACHES = {**settings.CACHES, "keys_redis": caches["keys_redis"]}
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "CACHE_ALIAS": "keys_redis"}
+    return {"caches": caches, "auth0_obo": settings.AUTH0_OBO}
+
+
+def run_worker(config: dict[str, Any], token_list: list[str]) -> list[str]:
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        input=json.dumps({**config, "tokens": token_list}),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_another_process_uses_the_keys_this_one_fetched(
+    tenant: LocalTenant, redis_keys: dict[str, Any]
+) -> None:
+    warm(tenant)
+
+    subs = run_worker(redis_keys, [tenant.mint(sub="worker-a"), tenant.mint(sub="worker-b")])
+
+    assert subs == ["worker-a", "worker-b"]
+    assert fetches(tenant) == (1, 1)
+
+
+def test_the_refetch_cooldown_holds_across_processes(
+    tenant: LocalTenant, redis_keys: dict[str, Any]
+) -> None:
+    warm(tenant)
+    with pytest.raises(InvalidToken):
+        tokens.verify_access_token(tenant.mint(kid=tenant.unpublished_key()))
+    assert fetches(tenant) == (1, 2)
+
+    answers = run_worker(redis_keys, [tenant.mint(kid=tenant.unpublished_key())])
+
+    assert answers == ["Unknown signing key."]
+    assert fetches(tenant) == (1, 2)

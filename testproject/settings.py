@@ -83,6 +83,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["django_auth0_obo.authentication.Auth0Authentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "django_auth0_obo.api_exceptions.exception_handler",
 }
 
 LOGGING = {

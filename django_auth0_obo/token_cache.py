@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.crypto import DecryptionError, decrypt_token, encrypt_token
@@ -202,8 +203,9 @@ class HitCounter:
 
 hit_counter = HitCounter()
 
+#: Columns a lookup reads, in the order ``_serve`` unpacks them.
 _COLUMNS = (
-    "pk",
+    "id",
     "encrypted_token",
     "expires_at",
     "cached_until",
@@ -213,6 +215,33 @@ _COLUMNS = (
     "grant",
     "audience",
 )
+_select_sql: dict[str, str] = {}
+
+
+def lookup_sql(alias: str) -> str:
+    """The one statement of a hit: an equality lookup on the unique ``key`` index.
+
+    Written once per database alias and run on a plain cursor: building and compiling the same
+    ORM query on every hit would cost more than the query itself.
+    """
+    sql = _select_sql.get(alias)
+    if sql is None:
+        quote = connections[alias].ops.quote_name
+        meta = ExchangedToken._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
+        key_column = quote(meta.get_field("key").column)
+        sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key_column} = %s"  # noqa: S608 - names from the model, the value is a parameter
+        _select_sql[alias] = sql
+    return sql
+
+
+def _timestamp(value: Any) -> float:
+    """Epoch seconds of a datetime column as the driver returns it (SQLite: a string)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if settings.USE_TZ and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
 
 
 class _Attempt:
@@ -237,21 +266,26 @@ class _Attempt:
         if not self.db_ok:
             return None
         try:
-            with _savepoint(self.alias):
-                rows = list(
-                    ExchangedToken.objects.using(self.alias)
-                    .filter(key=self.key)
-                    .order_by()
-                    .values_list(*_COLUMNS)[:1]
-                )
+            with _savepoint(self.alias), connections[self.alias].cursor() as cursor:
+                cursor.execute(lookup_sql(self.alias), [self.key])
+                row = cursor.fetchone()
         except DatabaseError as exc:
             self._database_failed(exc)
             return None
-        return rows[0] if rows else None
+        if row is None:
+            return None
+        pk, encrypted, expires_at, cached_until, *texts = row
+        return (
+            pk,
+            encrypted or "",
+            _timestamp(expires_at),
+            _timestamp(cached_until),
+            *(text or "" for text in texts),
+        )
 
     def _serve(self, row: tuple[Any, ...]) -> IssuedToken | None:
         pk, encrypted, expires_at, cached_until, scope, token_type, issued_type, grant, aud = row
-        if cached_until.timestamp() - self.margin <= time.time():
+        if cached_until - self.margin <= time.time():
             return None
         try:
             access_token = decrypt_token(encrypted)
@@ -265,8 +299,8 @@ class _Attempt:
         hit_counter.record(self.alias, self.key)
         return IssuedToken(
             access_token=access_token,
-            expires_at=int(expires_at.timestamp()),
-            cached_until=int(cached_until.timestamp()),
+            expires_at=int(expires_at),
+            cached_until=int(cached_until),
             grant=grant,
             audience=aud,
             scope=scope,
@@ -287,7 +321,7 @@ class _Attempt:
                 hit = self._serve(row)
                 if hit is not None:
                     return Lookup(hit, True)
-            lease_live = row is not None and not row[1] and row[3].timestamp() > time.time()
+            lease_live = row is not None and not row[1] and row[3] > time.time()
             if not lease_live:
                 lease = self._claim(lease_seconds)
                 if lease is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
@@ -37,6 +38,8 @@ logger = logging.getLogger("django_auth0_obo")
 
 #: Longest ``Retry-After`` (seconds) waited out inside a request before retrying a 429.
 MAX_RETRY_AFTER = 2.0
+#: Longest believable ``expires_in`` (about 30 years); anything above is a malformed answer.
+MAX_EXPIRES_IN = 10**9
 #: Backoff before retrying a 5xx or a connection failure: base plus up to as much jitter.
 RETRY_BACKOFF = 0.2
 
@@ -171,9 +174,11 @@ def retry_after(response: requests.Response) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -200,7 +205,11 @@ def _parse_success(response: requests.Response) -> dict[str, Any]:
     expires_in = body.get("expires_in")
     if isinstance(expires_in, str) and expires_in.strip().isdigit():
         expires_in = int(expires_in)
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0:
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not 0 <= expires_in <= MAX_EXPIRES_IN
+    ):
         raise TokenExchangeError(
             "invalid_response", "The token endpoint's answer has no valid expires_in.", 502
         )

@@ -1,0 +1,108 @@
+"""Parsers of what the tenant sends back, fuzzed: they answer or raise TokenExchangeError only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from django_auth0_obo import exchange, token_endpoint
+from django_auth0_obo.exceptions import TokenExchangeError
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=15), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+token_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "access_token": json_values | st.text(min_size=1),
+        "expires_in": json_values | st.integers(min_value=-10, max_value=10**6),
+        "token_type": json_values,
+        "scope": json_values,
+        "error": json_values | st.text(min_size=1),
+        "error_description": json_values,
+    },
+)
+
+
+def response(status: int, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
+    made = requests.Response()
+    made.status_code = status
+    made._content = body
+    made.headers.update(headers or {})
+    return made
+
+
+def parse_success(body: bytes) -> dict | TokenExchangeError:
+    try:
+        return token_endpoint._parse_success(response(200, body))
+    except TokenExchangeError as error:
+        return error
+
+
+@given(
+    st.one_of(token_fields, json_values).map(lambda v: json.dumps(v).encode())
+    | st.binary()
+    | st.sampled_from([b'{"access_token": "t", "expires_in": Infinity}', b'{"expires_in": NaN}'])
+)
+def test_a_success_body_is_a_token_answer_or_a_502(body):
+    parsed = parse_success(body)
+
+    if isinstance(parsed, TokenExchangeError):
+        assert (parsed.error, parsed.status_code) == ("invalid_response", 502)
+    else:
+        assert isinstance(parsed["access_token"], str)
+        assert parsed["access_token"]
+        assert isinstance(parsed["expires_in"], int)
+        assert 0 <= parsed["expires_in"] <= token_endpoint.MAX_EXPIRES_IN
+
+
+@given(st.integers(min_value=400, max_value=599), st.one_of(token_fields, json_values))
+def test_an_error_body_yields_the_tenants_strings_or_a_generic_description(status, body):
+    error, description = token_endpoint._parse_error(response(status, json.dumps(body).encode()))
+
+    assert error is None or (isinstance(error, str) and error)
+    assert isinstance(description, str)
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
+        assert error == body["error"]
+
+
+@given(st.text(max_size=60))
+def test_retry_after_is_never_negative_and_never_raises(value):
+    wait = token_endpoint.retry_after(response(429, b"", {"Retry-After": value}))
+
+    assert wait is None or wait >= 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-4", 0.0),
+        ("", None),
+        ("soon", None),
+        ("inf", None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_reads_delta_seconds(value, expected):
+    assert token_endpoint.retry_after(response(429, b"", {"Retry-After": value})) == expected
+
+
+@given(st.text(max_size=300))
+def test_peeking_at_any_string_returns_a_dict(token):
+    assert isinstance(exchange._peek(token), dict)
+
+
+def test_peeking_reads_the_payload_without_checking_the_signature():
+    token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhdXRoMHx1IiwiZXhwIjo0Mn0.not-a-signature"
+
+    assert exchange._peek(token) == {"sub": "auth0|u", "exp": 42}

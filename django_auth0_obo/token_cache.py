@@ -354,15 +354,18 @@ class _Attempt:
         return lease.pk
 
     def _fetch_and_store(self, lease: int, fetch: Callable[[], IssuedToken]) -> IssuedToken:
+        def release(qs: Any) -> Any:
+            return qs.filter(pk=lease, encrypted_token="").delete()
+
         try:
             token = fetch()
+            if token.cached_until - self.margin <= time.time():
+                self._write(release)  # too short-lived to be worth serving again
+                return token
+            values = _row_values(token)
         except BaseException:
-            self._write(lambda qs: qs.filter(pk=lease, encrypted_token="").delete())
+            self._write(release)  # never leave others waiting on a lease nobody will fill
             raise
-        if token.cached_until - self.margin <= time.time():
-            self._write(lambda qs: qs.filter(pk=lease, encrypted_token="").delete())
-            return token
-        values = _row_values(token)
         stored = self._write(
             lambda qs: qs.filter(pk=lease, encrypted_token="").update(
                 **values, created_at=timezone.now()

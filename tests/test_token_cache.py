@@ -255,3 +255,15 @@ def test_the_admin_purge_command_uses_it(capsys):
     call_command("auth0_obo_purge")
 
     assert not ExchangedToken.objects.exists()
+
+
+def test_a_token_that_cannot_be_stored_leaves_no_lease_behind(auth0_tenant, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    tenant = configure(auth0_tenant, settings, TOKEN_ENCRYPTION_KEYS=["not-a-key"])
+
+    with pytest.raises(ImproperlyConfigured, match="TOKEN_ENCRYPTION_KEYS"):
+        get_token_on_behalf_of(user_token(tenant), DOWNSTREAM, "calendar:read")
+
+    assert tenant.count("token") == 1
+    assert not ExchangedToken.objects.exists()

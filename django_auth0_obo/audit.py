@@ -265,37 +265,33 @@ def record_exchange(
     _write_once(event)
 
 
-def _on_token_exchanged(sender: Any, **kwargs: Any) -> None:
+def _record_from_signal(outcome: str, kwargs: dict[str, Any]) -> None:
+    """Turn the kwargs of ``token_exchanged`` / ``exchange_failed`` into an exchange row."""
     record_exchange(
-        outcome=ALLOWED,
+        outcome=outcome,
         grant=kwargs.get("grant"),
         subject=kwargs.get("subject"),
         audience=kwargs.get("audience"),
-        requested_scope=kwargs.get("requested_scope", kwargs.get("scope")),
+        requested_scope=kwargs.get("requested_scope"),
         granted_scope=kwargs.get("granted_scope"),
         cache_hit=kwargs.get("cache_hit"),
         claims=kwargs.get("claims"),
+        error=(kwargs.get("error") or "exchange_failed") if outcome == DENIED else None,
     )
+
+
+def _on_token_exchanged(sender: Any, **kwargs: Any) -> None:
+    _record_from_signal(ALLOWED, kwargs)
 
 
 def _on_exchange_failed(sender: Any, **kwargs: Any) -> None:
-    record_exchange(
-        outcome=DENIED,
-        grant=kwargs.get("grant"),
-        subject=kwargs.get("subject"),
-        audience=kwargs.get("audience"),
-        requested_scope=kwargs.get("requested_scope", kwargs.get("scope")),
-        cache_hit=kwargs.get("cache_hit"),
-        claims=kwargs.get("claims"),
-        error=kwargs.get("error") or "exchange_failed",
-    )
+    _record_from_signal(DENIED, kwargs)
 
 
 signals.token_exchanged.connect(_on_token_exchanged, dispatch_uid="django_auth0_obo.audit.exch")
-if hasattr(signals, "exchange_failed"):
-    signals.exchange_failed.connect(
-        _on_exchange_failed, dispatch_uid="django_auth0_obo.audit.exch_failed"
-    )
+signals.exchange_failed.connect(
+    _on_exchange_failed, dispatch_uid="django_auth0_obo.audit.exch_failed"
+)
 
 
 # Retention.

@@ -229,3 +229,11 @@ def test_token_vault_refuses_a_raw_dpop_bound_token(tenant, dpop_key):
 def test_token_vault_needs_a_connection(tenant, connection):
     with pytest.raises(ValueError, match="connection"):
         get_access_token_for_connection(connection, user_token(tenant))
+
+
+def test_an_extra_list_reaches_the_tenant_as_repeated_parameters(tenant):
+    get_token_by_exchange_profile(
+        "legacy-session-1", EXTERNAL, audience=DOWNSTREAM, extra={"device": ["laptop", "phone"]}
+    )
+
+    assert tenant.token_requests[0].form["device"] == ["laptop", "phone"]

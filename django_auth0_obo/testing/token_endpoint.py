@@ -145,7 +145,28 @@ def describe_token_request(headers: Mapping[str, list[str]], body: bytes) -> Tok
     return record
 
 
-def _parse_form(headers: Mapping[str, list[str]], body: bytes) -> dict[str, str]:
+#: Parameters RFC 6749 §3.2 / RFC 8693 forbid repeating; any other parameter may repeat.
+STANDARD_PARAMETERS = frozenset(
+    {
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+        "subject_token",
+        "subject_token_type",
+        "actor_token",
+        "actor_token_type",
+        "requested_token_type",
+        "audience",
+        "scope",
+        "connection",
+        "login_hint",
+    }
+)
+
+
+def _parse_form(headers: Mapping[str, list[str]], body: bytes) -> dict[str, Any]:
     content_type = (headers.get("content-type") or [""])[0].split(";")[0].strip().lower()
     try:
         text = body.decode("utf-8")
@@ -164,10 +185,11 @@ def _parse_form(headers: Mapping[str, list[str]], body: bytes) -> dict[str, str]
             "invalid_request", "Content-Type must be application/x-www-form-urlencoded."
         )
     parsed = parse_qs(text, keep_blank_values=True)
-    repeated = sorted(k for k, v in parsed.items() if len(v) > 1)
+    repeated = sorted(k for k, v in parsed.items() if len(v) > 1 and k in STANDARD_PARAMETERS)
     if repeated:
         raise OAuthError("invalid_request", f"Parameters repeated: {', '.join(repeated)}.")
-    return {k: v[0] for k, v in parsed.items()}
+    # Extension parameters may repeat (how SDKs send a list): keep every value.
+    return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
 
 
 def _check_dpop(tenant: LocalTenant, proofs: list[str]) -> CheckedProof | None:

@@ -599,3 +599,26 @@ def test_fifty_concurrent_exchanges(tenant: LocalTenant) -> None:
     assert statuses == [200] * 50
     assert tenant.count("token") == 50
     assert len(tenant.token_requests) == 50
+
+
+# -- repeated parameters (RFC 6749 §3.2) ----------------------------------------------------
+
+
+def test_a_repeated_standard_parameter_is_invalid_request(
+    tenant: LocalTenant, http: requests.Session
+) -> None:
+    form: dict[str, Any] = _exchange_form(tenant.mint(audience=MCP_API), CALENDAR_API)
+    form["audience"] = [CALENDAR_API, MCP_API]
+    response = _post(http, tenant, form)
+    assert _error(response) == (400, "invalid_request")
+    assert "audience" in response.json()["error_description"]
+
+
+def test_a_repeated_extension_parameter_keeps_every_value(
+    tenant: LocalTenant, http: requests.Session
+) -> None:
+    form: dict[str, Any] = _exchange_form(tenant.mint(audience=MCP_API), CALENDAR_API)
+    form["device"] = ["laptop", "phone"]
+    response = _post(http, tenant, form)
+    assert response.status_code == 200
+    assert tenant.token_requests[-1].form["device"] == ["laptop", "phone"]

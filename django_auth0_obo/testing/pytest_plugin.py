@@ -5,7 +5,9 @@ nothing from Django at import time; the fixtures import what they need when used
 
 * ``auth0_tenant_server`` (session): one running :class:`LocalTenant`.
 * ``auth0_tenant`` (function): that tenant, reset, with ``settings.AUTH0_OBO`` pointed at it
-  (pytest-django's ``settings`` fixture) and every Django cache cleared before and after.
+  (pytest-django's ``settings`` fixture); what the app cached about the tenant (discovery, keys,
+  refetch cooldown, verified tokens) is forgotten before and after. Other cache entries are left
+  alone, so a shared Redis used by the project's tests is never flushed.
 * ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
 """
 
@@ -35,12 +37,12 @@ def auth0_tenant(auth0_tenant_server: LocalTenant, settings: Any) -> Iterator[Lo
     """The session tenant in its initial state, with ``AUTH0_OBO`` pointing at it."""
     tenant = auth0_tenant_server
     tenant.reset()
-    _clear_django_caches()
     settings.AUTH0_OBO = {**tenant.django_settings()}
+    _forget_tenant(tenant)
     try:
         yield tenant
     finally:
-        _clear_django_caches()
+        _forget_tenant(tenant)
         tenant.reset()
 
 
@@ -52,9 +54,9 @@ def dpop_key() -> DPoPKey:
     return DPoPKey.generate("ES256")
 
 
-def _clear_django_caches() -> None:
-    """Drop cached discovery, JWKS and DPoP replay state so nothing leaks between tests."""
-    from django.core.cache import caches
+def _forget_tenant(tenant: LocalTenant) -> None:
+    """Drop what the app cached about this tenant so nothing leaks between tests."""
+    from django_auth0_obo import keys, tokens
 
-    for cache in caches.all():
-        cache.clear()
+    keys.forget_issuer(tenant.issuer)
+    tokens.clear_memo()

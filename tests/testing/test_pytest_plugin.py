@@ -21,7 +21,11 @@ def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) 
 def test_state_left_behind_by_one_test(auth0_tenant: LocalTenant) -> None:
     from django.core.cache import cache
 
-    cache.set(_CACHE_KEY, "stale")
+    from django_auth0_obo import keys
+
+    cache.set(_CACHE_KEY, "not ours")
+    keys.get_keyset(auth0_tenant.issuer)
+    assert cache.get(keys._cache_key("doc", auth0_tenant.issuer)) is not None
     auth0_tenant.rotate()
     auth0_tenant.inject_fault("jwks", status=500, times=None)
     auth0_tenant.require_dpop_nonce()
@@ -30,10 +34,16 @@ def test_state_left_behind_by_one_test(auth0_tenant: LocalTenant) -> None:
 def test_is_gone_in_the_next(auth0_tenant: LocalTenant) -> None:
     from django.core.cache import cache
 
-    assert cache.get(_CACHE_KEY) is None
+    from django_auth0_obo import keys
+
+    assert cache.get(keys._cache_key("doc", auth0_tenant.issuer)) is None
+    assert cache.get(_CACHE_KEY) == "not ours", "entries the app did not write must survive"
+    cache.delete(_CACHE_KEY)
     assert len(auth0_tenant.jwks()["keys"]) == 1
     assert auth0_tenant.dpop_nonce is None
     assert auth0_tenant.count("jwks") == 0
+    keys.get_keyset(auth0_tenant.issuer)
+    assert auth0_tenant.count("jwks") == 1, "the previous test's keys were not forgotten"
 
 
 def test_one_server_serves_the_session(

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 
-from django_auth0_obo.testing.config import ClientConfig, ExchangeProfileError
+from django_auth0_obo.testing.config import ApiConfig, ClientConfig, ExchangeProfileError
 from django_auth0_obo.testing.dpop import CheckedProof, ProofError, check_proof
 
 if TYPE_CHECKING:
@@ -357,14 +357,24 @@ def _on_behalf_of(
         if carried in subject:
             claims[carried] = subject[carried]
     claims["act"] = act
-    bound = proof is not None and api.allow_dpop
+    return _exchanged_token_reply(tenant, api, claims, proof, scopes if echo else None)
+
+
+def _exchanged_token_reply(
+    tenant: LocalTenant,
+    api: ApiConfig,
+    claims: dict[str, Any],
+    proof: CheckedProof | None,
+    echoed_scope: str | None,
+) -> Reply:
+    """An exchange's answer: bound to the proof's key when the target API allows DPoP."""
     return _token_reply(
         tenant,
         claims,
         tenant.exchange_token_lifetime,
         proof,
-        bound,
-        scopes if echo else None,
+        proof is not None and api.allow_dpop,
+        echoed_scope,
         issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
     )
 
@@ -400,16 +410,7 @@ def _custom_exchange(
     if scopes:
         claims["scope"] = scopes
     claims.update(result)
-    bound = proof is not None and api.allow_dpop
-    return _token_reply(
-        tenant,
-        claims,
-        tenant.exchange_token_lifetime,
-        proof,
-        bound,
-        scopes if echo else None,
-        issued_token_type=TOKEN_TYPE_ACCESS_TOKEN,
-    )
+    return _exchanged_token_reply(tenant, api, claims, proof, scopes if echo else None)
 
 
 def _token_vault(tenant: LocalTenant, client: ClientConfig, form: Mapping[str, str]) -> Reply:

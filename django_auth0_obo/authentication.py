@@ -18,6 +18,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from django_auth0_obo import challenges, dpop, signals, tokens
+from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
     AuthenticationError,
@@ -54,10 +55,10 @@ class Auth0Authentication(BaseAuthentication):
         except AuthenticationError as error:
             setattr(request._request, ERROR_ATTRIBUTE, error)
             logger.info("Rejected %s credentials: %s", error.error, error.description)
-            raise _api_exceptions().Auth0AuthenticationFailed(error) from error
+            raise Auth0AuthenticationFailed(error) from error
         except TenantUnavailable as error:
             logger.warning("Cannot verify tokens: %s", error.description)
-            raise _api_exceptions().ServiceUnavailable() from error
+            raise ServiceUnavailable() from error
         signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 
@@ -148,15 +149,6 @@ class Auth0Authentication(BaseAuthentication):
             error=getattr(request._request, ERROR_ATTRIBUTE, None),
             resource_metadata=challenges.resource_metadata_url(request),
         )
-
-
-def _api_exceptions() -> Any:
-    """The DRF boundary, imported when first needed: DRF imports this module while importing
-    ``rest_framework.views`` (DEFAULT_AUTHENTICATION_CLASSES), so nothing imported here at module
-    level may import ``rest_framework.views`` back."""
-    from django_auth0_obo import api_exceptions
-
-    return api_exceptions
 
 
 def _bound_jkt(claims: dict[str, Any]) -> str | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -330,3 +333,25 @@ def test_the_dpop_scheme_without_a_proof_is_a_malformed_request(
     assert response.status_code == 400
     assert challenge_error(response) == "invalid_request"
     assert challenge_description(response) == "The DPoP scheme needs a DPoP proof header."
+
+
+@pytest.mark.parametrize(
+    "first_import",
+    ["rest_framework.views", "django_auth0_obo.authentication", "django_auth0_obo.api_exceptions"],
+)
+def test_the_authentication_module_imports_in_any_order_without_a_cycle(first_import):
+    """DRF imports DEFAULT_AUTHENTICATION_CLASSES while importing its views, so nothing our
+    authentication module imports may import ``rest_framework.views`` back at import time."""
+    code = (
+        "import django, importlib\n"
+        "django.setup()\n"
+        f"importlib.import_module({first_import!r})\n"
+        "from rest_framework.views import APIView\n"
+        "print(type(APIView().get_authenticators()[0]).__name__)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "Auth0Authentication"

@@ -151,6 +151,10 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
         "TOKEN_CACHE_REFRESH_MARGIN",
         "AUDIT_RETENTION_DAYS",
         "MAX_DELEGATION_DEPTH",
+        "TOKEN_MEMO_TTL",
+        "AUDIT_FLUSH_INTERVAL",
+        "AUDIT_BATCH_SIZE",
+        "AUDIT_MAX_BUFFERED",
     ):
         value = conf[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

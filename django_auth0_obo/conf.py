@@ -33,10 +33,13 @@ DEFAULTS: dict[str, Any] = {
     "DPOP_ALGORITHMS": ["ES256"],
     "DPOP_IAT_LEEWAY": 30,
     "DPOP_IAT_OFFSET": 300,
+    "DPOP_NONCE": False,
     "ALLOWED_ACTORS": None,
     "REQUIRE_ACTOR_AZP_MATCH": True,
     "MAX_DELEGATION_DEPTH": 5,
     "CLIENT_AUTH_METHOD": "client_secret_post",
+    "CLIENT_ASSERTION_KEY": None,
+    "FORWARD_USER_IP": False,
     "HTTP_TIMEOUT": 10,
     "TLS_CA_BUNDLE": None,
     "USER_RESOLVER": None,
@@ -45,11 +48,22 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_REFETCH_COOLDOWN": 30,
     "TOKEN_CACHE_REFRESH_MARGIN": 30,
     "TOKEN_ENCRYPTION_KEYS": None,
+    "TOKEN_MEMO_TTL": 5,
     "RESOURCE": None,
     "SCOPES_SUPPORTED": [],
+    "RESOURCE_NAME": None,
+    "RESOURCE_DOCUMENTATION": None,
+    "RESOURCE_POLICY_URI": None,
+    "RESOURCE_TOS_URI": None,
+    "REQUIRE_AT_JWT": False,
+    "MAX_TOKEN_AGE": None,
     "DPOP_CLIENT_KEY": None,
     "AUDIT": "delegated",
     "AUDIT_RETENTION_DAYS": 90,
+    "AUDIT_SYNC": False,
+    "AUDIT_FLUSH_INTERVAL": 1.0,
+    "AUDIT_BATCH_SIZE": 200,
+    "AUDIT_MAX_BUFFERED": 50000,
     "REALM": "api",
 }
 
@@ -58,7 +72,7 @@ IMPORT_STRINGS = frozenset({"USER_RESOLVER"})
 
 DPOP_MODES = ("disabled", "allowed", "required")
 AUDIT_MODES = ("off", "delegated", "all")
-CLIENT_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+CLIENT_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "private_key_jwt")
 
 
 class OboSettings:

@@ -87,6 +87,21 @@ class DelegationEvent(models.Model):
     granted_scope = models.TextField(blank=True)
     cache_hit = models.BooleanField(null=True)
     upstream_error = models.CharField(max_length=64, blank=True)
+    actor_client_id = models.CharField(
+        max_length=255, blank=True, help_text="The current actor's client (act.client_id)."
+    )
+    actor_profile = models.CharField(
+        max_length=64, blank=True, help_text="The current actor's profile (act.sub_profile)."
+    )
+    subject_verified = models.BooleanField(
+        default=True, help_text="False when the subject was read from a token not verified here."
+    )
+    count = models.PositiveIntegerField(
+        default=1, help_text="How many identical events this row stands for."
+    )
+    last_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last of the aggregated events (count > 1)."
+    )
 
     class Meta:
         verbose_name = "delegation event"

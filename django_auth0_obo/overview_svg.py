@@ -184,9 +184,9 @@ def draw_paths(paths: Sequence[ChainPath], max_actors: int = 4) -> str:
     """Nested chains: ``users → actor 1 → … → current actor → API``, one row each."""
     if not paths:
         return ""
-    row, box_w, gap = 44.0, 190.0, 34.0
+    row, box_w, gap = 44.0, 160.0, 30.0
     columns = 2 + min(max(len(p.actors) for p in paths), max_actors)
-    width = 10 + columns * (box_w + gap) + 150
+    width = 10 + columns * (box_w + gap) - gap + 130
     height = 10 + row * len(paths)
     body = []
     for index, path in enumerate(paths):
@@ -284,9 +284,9 @@ def draw_days(days: Sequence[Day]) -> str:
 
 
 def _nice(peak: int) -> int:
-    """The smallest 1, 2 or 5 times 10ⁿ at or above ``peak``: a readable top for the axis."""
+    """The smallest round number (1, 2, 3, 4, 5, 6 or 8 times 10ⁿ) at or above ``peak``."""
     magnitude = 10 ** max(len(str(peak)) - 1, 0)
-    for step in (1, 2, 5, 10):
+    for step in (1, 2, 3, 4, 5, 6, 8, 10):
         if step * magnitude >= peak:
             return step * magnitude
     return 10 * magnitude  # pragma: no cover - the loop always returns

@@ -12,6 +12,7 @@ for several aggregated events. The pictures are drawn by :mod:`django_auth0_obo.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,7 +22,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import connections
-from django.db.models import Case, Count, F, Max, Min, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, F, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -79,18 +80,25 @@ class Period:
         first = timezone.localdate(self.start)
         return [first + timedelta(days=i) for i in range(self.days)]
 
-    def day_bucket(self) -> Case:
-        """The index of an event's local day, as SQL comparisons against the day boundaries.
+    def day_bucket(self) -> Case | Value:
+        """The index of an event's local day, from comparisons against the day boundaries.
 
-        Portable and index-friendly (no per-row timezone conversion function, which SQLite
-        would call into Python for), and right across DST changes since the boundaries are
-        computed here in the current time zone.
+        A binary search written as nested ``CASE`` (about log2(days) comparisons a row):
+        portable, with no per-row timezone conversion (which SQLite would call into Python
+        for), and right across DST changes since the boundaries are local midnights.
         """
-        whens = [
-            When(created_at__lt=_midnight(d + timedelta(days=1)), then=i)
-            for i, d in enumerate(self.dates)
-        ]
-        return Case(*whens, default=None)
+        boundaries = [_midnight(d + timedelta(days=1)) for d in self.dates]
+
+        def bucket(low: int, high: int) -> Case | Value:
+            if high - low == 1:
+                return Value(low)
+            mid = (low + high) // 2
+            return Case(
+                When(created_at__lt=boundaries[mid - 1], then=bucket(low, mid)),
+                default=bucket(mid, high),
+            )
+
+        return bucket(0, len(boundaries))
 
 
 def _midnight(day: date) -> datetime:
@@ -143,7 +151,7 @@ def build_overview(queryset: QuerySet[DelegationEvent], period: Period) -> Overv
     rows = queryset.order_by().filter(created_at__gte=period.start, created_at__lt=period.end)
     edges, more_edges = _capped(_edges(rows), MAX_EDGES)
     actors, more_actors = _capped(_actors(rows), MAX_ACTORS)
-    _add_busiest_users(rows, actors)
+    _add_users(rows, actors)
     _add_top_reasons(rows, actors)
     paths, more_paths = _capped(_paths(rows), MAX_PATHS)
     return Overview(
@@ -171,25 +179,22 @@ def _edges(rows: QuerySet[DelegationEvent]) -> list[overview_svg.Edge]:
 def _actors(rows: QuerySet[DelegationEvent]) -> list[ActorSummary]:
     grouped = (
         rows.values("current_actor")
-        .annotate(
-            **_counts(),
-            users=Count("subject", distinct=True),
-            last_seen=Max(Coalesce("last_seen_at", "created_at")),
-        )
+        .annotate(**_counts(), last_seen=Max(Coalesce("last_seen_at", "created_at")))
         .order_by("-total", "current_actor")[: MAX_ACTORS + 1]
     )
     return [
-        ActorSummary(g["current_actor"], g["allowed"], g["denied"], g["users"], g["last_seen"])
+        ActorSummary(g["current_actor"], g["allowed"], g["denied"], 0, g["last_seen"])
         for g in grouped
     ]
 
 
-def _add_busiest_users(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> None:
-    """The top users of each shown actor, ranked in the database.
+def _add_users(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> None:
+    """How many users each shown actor acted for, and its busiest ones, in one pass.
 
-    A window over the grouped rows (``ROW_NUMBER() OVER (PARTITION BY actor ...)``) so only
-    ``TOP_USERS`` rows per actor leave the database, however many users an actor served. Written
-    around the ORM's grouped query because Django would put the window itself in the
+    Windows over the ``(actor, user)`` groups: ``COUNT(*) OVER`` the actor's groups is its
+    number of distinct users (no separate ``COUNT(DISTINCT …)``), ``ROW_NUMBER()`` ranks them so
+    only ``TOP_USERS`` rows per actor leave the database, however many users an actor served.
+    Written around the ORM's grouped query because Django would put a window in the
     ``GROUP BY`` of an aggregated ``values()`` query.
     """
     by_actor = {a.actor: a for a in actors}
@@ -203,16 +208,20 @@ def _add_busiest_users(rows: QuerySet[DelegationEvent], actors: list[ActorSummar
     )
     sql, params = grouped.query.sql_with_params()
     ranked = (
-        "SELECT current_actor, subject, events FROM ("  # noqa: S608 - the ORM's SQL, parameters
-        " SELECT current_actor, subject, events, ROW_NUMBER() OVER ("
-        "  PARTITION BY current_actor ORDER BY events DESC, subject ASC) AS position"
+        "SELECT current_actor, subject, events, users FROM ("  # noqa: S608 - the ORM's SQL, parameters
+        " SELECT current_actor, subject, events,"
+        "  ROW_NUMBER() OVER ("
+        "   PARTITION BY current_actor ORDER BY events DESC, subject ASC) AS position,"
+        "  COUNT(*) OVER (PARTITION BY current_actor) AS users"
         f" FROM ({sql}) grouped) ranked"
         " WHERE position <= %s ORDER BY current_actor, position"
     )
     with connections[rows.db].cursor() as cursor:
         cursor.execute(ranked, [*params, TOP_USERS])
-        for actor, subject, events in cursor.fetchall():
-            by_actor[actor].busiest_users.append((subject, int(events)))
+        for actor, subject, events, users in cursor.fetchall():
+            summary = by_actor[actor]
+            summary.users = int(users)
+            summary.busiest_users.append((subject, int(events)))
 
 
 def _add_top_reasons(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> None:
@@ -230,23 +239,45 @@ def _add_top_reasons(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]
 
 
 def _paths(rows: QuerySet[DelegationEvent]) -> list[overview_svg.ChainPath]:
-    grouped = (
+    """The busiest chains of two or more actors, with how many users each served.
+
+    Grouped twice: by ``(chain, API, user)`` in the ORM, then by ``(chain, API)`` around it, so
+    the number of users is a plain ``COUNT(*)`` rather than a ``COUNT(DISTINCT …)``.
+    """
+    per_user = (
         rows.filter(depth__gte=2)
         .annotate(api=API)
-        .values("delegation_chain", "api")
-        .annotate(**_counts(), users=Count("subject", distinct=True), example=Min("subject"))
-        .order_by("-total", "api", "delegation_chain")[: MAX_PATHS + 1]
+        .values("delegation_chain", "api", "subject")
+        .annotate(**_counts())
+        .order_by()
+    )
+    sql, params = per_user.query.sql_with_params()
+    grouped = (
+        "SELECT delegation_chain, api, SUM(allowed), SUM(denied), COUNT(*), MIN(subject)"  # noqa: S608 - the ORM's SQL, parameters
+        f" FROM ({sql}) per_user GROUP BY delegation_chain, api"
+        " ORDER BY SUM(total) DESC, api, MIN(subject), delegation_chain LIMIT %s"
     )
     paths = []
-    for g in grouped:
-        chain = g["delegation_chain"] if isinstance(g["delegation_chain"], list) else []
-        actors = tuple(str(a) for a in reversed(chain))  # stored newest first
-        paths.append(
-            overview_svg.ChainPath(
-                actors, g["api"] or "?", g["users"], g["example"], g["allowed"], g["denied"]
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(grouped, [*params, MAX_PATHS + 1])
+        for chain, api, allowed, denied, users, example in cursor.fetchall():
+            actors = _chain_actors(chain)
+            paths.append(
+                overview_svg.ChainPath(
+                    actors, api or "?", int(users), example, int(allowed), int(denied)
+                )
             )
-        )
     return paths
+
+
+def _chain_actors(chain: Any) -> tuple[str, ...]:
+    """First actor first, from a stored chain (newest first; JSON text on some databases)."""
+    if isinstance(chain, str):
+        try:
+            chain = json.loads(chain)
+        except ValueError:
+            chain = []
+    return tuple(str(a) for a in reversed(chain)) if isinstance(chain, list) else ()
 
 
 def _days(rows: QuerySet[DelegationEvent], period: Period) -> list[overview_svg.Day]:

@@ -96,7 +96,7 @@ def test_long_chains_keep_the_first_and_current_actor():
     chain = tuple(f"actor-{i}" for i in range(7))
     (path,) = groups(draw_paths([ChainPath(chain, "api", 2, "u", 1, 1)]), "path")
     labels = [g.get("data-label") for g in path.iter(f"{SVG}g") if g is not path]
-    assert labels == ["2 users", "actor-0", "actor-1", "… 5 more", "actor-6", "api"]
+    assert labels == ["2 users", "actor-0", "actor-1", "… 4 more", "actor-6", "api"]
     assert path.get("data-chain") == " → ".join(chain)
 
 

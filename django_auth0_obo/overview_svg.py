@@ -162,7 +162,8 @@ def draw_graph(edges: Sequence[Edge]) -> str:
             f'<path d="{_curve(actor_x + node_w, ay, pill_x, y)}" fill="none" stroke="{colour}" '
             f'stroke-width="{stroke_w:.1f}"{dash} opacity="0.8"/>'
             f'<path d="{_curve(pill_x + pill_w, y, api_x, py)}" fill="none" stroke="{colour}" '
-            f'stroke-width="{stroke_w:.1f}"{dash} opacity="0.8" marker-end="url(#arrow)"/>'
+            f'stroke-width="{stroke_w:.1f}"{dash} opacity="0.8" '
+            'marker-end="url(#auth0-obo-arrow)"/>'
             f'<rect x="{pill_x:.1f}" y="{y - 13:.1f}" width="{pill_w:.1f}" height="26" rx="13" '
             f'fill="#fff" stroke="{colour}"{dash}/>'
             + _counts(pill_x + pill_w / 2, y + 4, edge.allowed, edge.denied)
@@ -172,11 +173,7 @@ def draw_graph(edges: Sequence[Edge]) -> str:
         body.append(_node(actor_x, actor_y[actor] + 4, node_w, row - 16, actor, NODE_FILL, "actor"))
     for api in apis:
         body.append(_node(api_x, api_y[api] + 4, node_w, row - 16, api, API_FILL, "api"))
-    defs = (
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-        f'markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        f'fill="{MUTED}"/></marker></defs>'
-    )
+    defs = _arrow_defs("auth0-obo-arrow")
     return _svg(width, height, "Actors and the APIs they called", [defs, *body], "auth0-obo-graph")
 
 
@@ -211,16 +208,12 @@ def draw_paths(paths: Sequence[ChainPath], max_actors: int = 4) -> str:
                 parts.append(
                     f'<line x1="{x - gap + 2:.1f}" y1="{y + row / 2 - 1:.1f}" x2="{x - 3:.1f}" '
                     f'y2="{y + row / 2 - 1:.1f}" stroke="{colour}" stroke-width="2"{dash} '
-                    'marker-end="url(#arrow-path)"/>'
+                    'marker-end="url(#auth0-obo-arrow-path)"/>'
                 )
         x_end = 10 + len(labels) * (box_w + gap) - gap + 12
         parts.append(_counts(x_end, y + row / 2 + 3, path.allowed, path.denied, anchor="start"))
         body.append("".join(parts) + "</g>")
-    defs = (
-        '<defs><marker id="arrow-path" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-        f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{MUTED}"/></marker>'
-        "</defs>"
-    )
+    defs = _arrow_defs("auth0-obo-arrow-path")
     label = "Delegation chains of two or more actors"
     return _svg(width, height, label, [defs, *body], "auth0-obo-paths")
 
@@ -302,6 +295,15 @@ def _legend(right: float, y: float, items: Sequence[tuple[str, str]]) -> str:
         )
         x -= 26
     return "".join(parts)
+
+
+def _arrow_defs(marker_id: str) -> str:
+    """An arrowhead of a fixed size (not scaled by the line's width), for ``marker-end``."""
+    return (
+        f'<defs><marker id="{marker_id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" '
+        'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto">'
+        f'<path d="M0,0 L10,5 L0,10 z" fill="{MUTED}"/></marker></defs>'
+    )
 
 
 def _heading(x: float, label: str) -> str:

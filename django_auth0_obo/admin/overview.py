@@ -147,15 +147,19 @@ class Overview:
 
 
 def build_overview(queryset: QuerySet[DelegationEvent], period: Period) -> Overview:
-    """Aggregate ``queryset`` (already filtered as the changelist filters it) over ``period``."""
+    """Aggregate ``queryset`` (already filtered as the changelist filters it) over ``period``.
+
+    Four passes over the period's rows: edges, actors and refusal reasons from one grouping
+    (:func:`_by_actor_api`), users per actor, chains, days.
+    """
     rows = queryset.order_by().filter(created_at__gte=period.start, created_at__lt=period.end)
-    edges, more_edges = _capped(_edges(rows), MAX_EDGES)
-    actors, more_actors = _capped(_actors(rows), MAX_ACTORS)
+    edges, all_actors = _by_actor_api(rows)
+    edges_shown, more_edges = _capped(edges, MAX_EDGES)
+    actors, more_actors = _capped(all_actors, MAX_ACTORS)
     _add_users(rows, actors)
-    _add_top_reasons(rows, actors)
     paths, more_paths = _capped(_paths(rows), MAX_PATHS)
     return Overview(
-        period, edges, more_edges, actors, more_actors, paths, more_paths, _days(rows, period)
+        period, edges_shown, more_edges, actors, more_actors, paths, more_paths, _days(rows, period)
     )
 
 
@@ -163,29 +167,44 @@ def _capped(items: Sequence[Any], limit: int) -> tuple[list[Any], bool]:
     return list(items[:limit]), len(items) > limit
 
 
-def _edges(rows: QuerySet[DelegationEvent]) -> list[overview_svg.Edge]:
+def _by_actor_api(
+    rows: QuerySet[DelegationEvent],
+) -> tuple[list[overview_svg.Edge], list[ActorSummary]]:
+    """Edges, actors (busiest first) and their refusal reasons, from one ``GROUP BY``.
+
+    Grouped by ``(actor, API, outcome, reason)``: few groups (actors, APIs and reason codes are
+    few), so the three summaries are folded here in Python from a single pass over the rows.
+    """
     grouped = (
         rows.annotate(api=API)
-        .values("current_actor", "api")
-        .annotate(**_counts())
-        .order_by("-total", "current_actor", "api")[: MAX_EDGES + 1]
+        .values("current_actor", "api", "outcome", "reason")
+        .annotate(events=Sum("count"), last_seen=Max(Coalesce("last_seen_at", "created_at")))
+        .order_by()
     )
-    return [
-        overview_svg.Edge(_actor(g["current_actor"]), g["api"] or "?", g["allowed"], g["denied"])
-        for g in grouped
-    ]
-
-
-def _actors(rows: QuerySet[DelegationEvent]) -> list[ActorSummary]:
-    grouped = (
-        rows.values("current_actor")
-        .annotate(**_counts(), last_seen=Max(Coalesce("last_seen_at", "created_at")))
-        .order_by("-total", "current_actor")[: MAX_ACTORS + 1]
+    edges: dict[tuple[str, str], list[int]] = {}
+    actors: dict[str, ActorSummary] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    for g in grouped:
+        actor, denied, events = g["current_actor"], g["outcome"] == DENIED, int(g["events"])
+        edges.setdefault((actor, g["api"] or "?"), [0, 0])[denied] += events
+        summary = actors.setdefault(actor, ActorSummary(actor, 0, 0, 0, None))
+        if denied:
+            summary.denied += events
+            why = reasons.setdefault(actor, {})
+            why[g["reason"] or "(no reason)"] = why.get(g["reason"] or "(no reason)", 0) + events
+        else:
+            summary.allowed += events
+        if summary.last_seen is None or g["last_seen"] > summary.last_seen:
+            summary.last_seen = g["last_seen"]
+    for actor, why in reasons.items():
+        ranked = sorted(why.items(), key=lambda item: (-item[1], item[0]))
+        actors[actor].top_reasons = ranked[:TOP_REASONS]
+    edge_list = sorted(
+        (overview_svg.Edge(_actor(a), api, ok, no) for (a, api), (ok, no) in edges.items()),
+        key=lambda e: (-(e.allowed + e.denied), e.actor, e.api),
     )
-    return [
-        ActorSummary(g["current_actor"], g["allowed"], g["denied"], 0, g["last_seen"])
-        for g in grouped
-    ]
+    actor_list = sorted(actors.values(), key=lambda a: (-(a.allowed + a.denied), a.actor))
+    return edge_list, actor_list
 
 
 def _add_users(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> None:
@@ -222,20 +241,6 @@ def _add_users(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> N
             summary = by_actor[actor]
             summary.users = int(users)
             summary.busiest_users.append((subject, int(events)))
-
-
-def _add_top_reasons(rows: QuerySet[DelegationEvent], actors: list[ActorSummary]) -> None:
-    by_actor = {a.actor: a for a in actors}
-    grouped = (
-        rows.filter(outcome=DENIED, current_actor__in=list(by_actor))
-        .values("current_actor", "reason")
-        .annotate(events=Sum("count"))
-        .order_by("current_actor", "-events", "reason")
-    )
-    for g in grouped:
-        reasons = by_actor[g["current_actor"]].top_reasons
-        if len(reasons) < TOP_REASONS:
-            reasons.append((g["reason"] or "(no reason)", g["events"]))
 
 
 def _paths(rows: QuerySet[DelegationEvent]) -> list[overview_svg.ChainPath]:

@@ -214,11 +214,16 @@ def best(repeats: int, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
 
 
 def measure(
-    database: str, rows: int, span_days: int, repeats: int, reuse: bool = False
+    database: str,
+    rows: int,
+    span_days: int,
+    repeats: int,
+    reuse: bool = False,
+    screenshot: str | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-overview-"))
     try:
-        return _measure(database, workdir, rows, span_days, repeats, reuse)
+        return _measure(database, workdir, rows, span_days, repeats, reuse, screenshot)
     finally:
         from django.db import connections
 
@@ -227,7 +232,13 @@ def measure(
 
 
 def _measure(
-    database: str, workdir: Path, rows: int, span_days: int, repeats: int, reuse: bool
+    database: str,
+    workdir: Path,
+    rows: int,
+    span_days: int,
+    repeats: int,
+    reuse: bool,
+    screenshot: str | None,
 ) -> dict[str, Any]:
     configure(database, workdir)
     from django.contrib.auth.models import User
@@ -267,6 +278,20 @@ def _measure(
     )
     with CaptureQueriesContext(connection) as captured:
         get(OVERVIEW)
+    drawn = None
+    if screenshot:
+        html = client.get(OVERVIEW).content.decode()
+        pairs = DelegationEvent.objects.values("current_actor", "audience", "target_audience")
+        expected = min(
+            len(
+                {
+                    (p["current_actor"], p["target_audience"] or p["audience"])
+                    for p in pairs.distinct()
+                }
+            ),
+            40,
+        )
+        drawn = {"edges": render_in_chromium(html, Path(screenshot)), "expected": expected}
     queries = [
         (float(q["time"]), " ".join(q["sql"].split())[:90]) for q in captured.captured_queries
     ]
@@ -276,7 +301,28 @@ def _measure(
         "seed_seconds": seconds,
         "timings": timings,
         "queries": queries,
+        "chromium": drawn,
     }
+
+
+def render_in_chromium(html: str, path: Path) -> int:
+    """Render the page's HTML in Chromium (no server: the SVG is inline), screenshot it, and
+    return how many graph edges the browser laid out."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"], headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_content(html, wait_until="domcontentloaded")
+            edges = page.locator("svg.auth0-obo-graph g.edge").count()
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            browser.close()
+    return edges
 
 
 def report(result: dict[str, Any]) -> None:
@@ -292,6 +338,9 @@ def report(result: dict[str, Any]) -> None:
         f"  bare COUNT(*)             {t['count'] * 1000:8.1f} ms   "
         f"overview/COUNT(*)   = {t['overview'] / t['count']:.2f}x"
     )
+    if result.get("chromium"):
+        c = result["chromium"]
+        print(f"  Chromium drew {c['edges']} graph edges (database: {c['expected']})")
     print("  the overview's queries (one render):")
     for seconds, sql in result["queries"]:
         print(f"    {seconds * 1000:8.1f} ms  {sql}")
@@ -306,10 +355,15 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep a PostgreSQL table that has --rows rows"
     )
+    parser.add_argument(
+        "--screenshot", metavar="PNG", help="also render the page in Chromium and save a screenshot"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.database != "both":
-        result = measure(args.database, args.rows, args.span_days, args.repeats, args.reuse)
+        result = measure(
+            args.database, args.rows, args.span_days, args.repeats, args.reuse, args.screenshot
+        )
         print(json.dumps(result) if args.json else "", end="")
         if not args.json:
             report(result)
@@ -327,6 +381,12 @@ def main() -> None:
                 str(args.span_days),
                 "--repeats",
                 str(args.repeats),
+                *(["--reuse"] if args.reuse else []),
+                *(
+                    ["--screenshot", args.screenshot.replace(".png", f"-{database}.png")]
+                    if args.screenshot
+                    else []
+                ),
                 "--json",
             ],
             check=True,

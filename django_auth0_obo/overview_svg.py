@@ -278,7 +278,7 @@ def draw_days(days: Sequence[Day]) -> str:
 
 def _nice(peak: int) -> int:
     """The smallest round number (1, 2, 3, 4, 5, 6 or 8 times 10ⁿ) at or above ``peak``."""
-    magnitude = 10 ** max(len(str(peak)) - 1, 0)
+    magnitude: int = 10 ** max(len(str(peak)) - 1, 0)
     for step in (1, 2, 3, 4, 5, 6, 8, 10):
         if step * magnitude >= peak:
             return step * magnitude

@@ -16,8 +16,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
@@ -52,7 +53,7 @@ EXCHANGE = DelegationEvent.Kind.EXCHANGE
 API = Coalesce(NullIf(F("target_audience"), Value("")), F("audience"))
 
 
-def _counts() -> dict[str, Sum]:
+def _counts() -> dict[str, Any]:
     """Allowed, denied and total events (``count`` summed: a row may stand for several)."""
     return {
         "allowed": Coalesce(Sum("count", filter=Q(outcome=ALLOWED)), 0),
@@ -316,24 +317,31 @@ def _actor(value: str) -> str:
 # The admin view.
 
 
-class OverviewAdminMixin:
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[DelegationEvent]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
+class OverviewAdminMixin(_ModelAdmin):
     """Adds ``overview/`` to a DelegationEvent ModelAdmin; same permission as viewing events."""
 
     overview_template = "admin/django_auth0_obo/delegationevent/overview.html"
 
     def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name  # type: ignore[attr-defined]
+        info = self.opts.app_label, self.opts.model_name
         own = [
             path(
                 "overview/",
-                self.admin_site.admin_view(self.overview_view),  # type: ignore[attr-defined]
+                self.admin_site.admin_view(self.overview_view),
                 name="{}_{}_overview".format(*info),
             )
         ]
-        return own + super().get_urls()  # type: ignore[misc]
+        urls: list[URLPattern] = own + super().get_urls()
+        return urls
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_permission(request):  # type: ignore[attr-defined]
+        if not self.has_view_permission(request):
             raise PermissionDenied
         period = Period.ending_today(_chosen_period(request))
         try:
@@ -345,8 +353,8 @@ class OverviewAdminMixin:
         # Filter links on this page keep the chosen period.
         changelist.filter_params[PERIOD_VAR] = [str(period.days)]
         context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
-            "opts": self.opts,  # type: ignore[attr-defined]
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
             "cl": changelist,
             "title": "Delegation overview",
             "overview": data,
@@ -365,9 +373,11 @@ class OverviewAdminMixin:
     def overview_changelist(self, request: HttpRequest) -> ChangeList:
         """The changelist for this request's filters and search, without the period parameter."""
         scoped = copy.copy(request)
-        scoped.GET = request.GET.copy()
-        scoped.GET.pop(PERIOD_VAR, None)
-        return self.get_changelist_instance(scoped)  # type: ignore[attr-defined,no-any-return]
+        query = request.GET.copy()
+        query.pop(PERIOD_VAR, None)
+        scoped.GET = query  # type: ignore[assignment]  # a mutable copy, used only here
+        changelist: ChangeList = self.get_changelist_instance(scoped)
+        return changelist
 
 
 def _chosen_period(request: HttpRequest) -> int:

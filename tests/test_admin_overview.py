@@ -365,3 +365,29 @@ def test_the_page_takes_a_fixed_number_of_queries(staff_viewer, django_assert_ma
     staff_viewer.get(OVERVIEW)
     with django_assert_max_num_queries(14):
         assert staff_viewer.get(OVERVIEW).status_code == 200
+
+
+def test_the_overview_indexes_accept_the_longest_values_the_audit_writer_keeps(db):
+    """Long, incompressible multi-byte claims (4 bytes a character) in every indexed text column
+    an attacker may size still insert: the overview's indexes stay under btree's entry limit."""
+    from random import Random
+
+    from django_auth0_obo import audit
+
+    rng = Random(13)
+
+    def huge() -> str:
+        return "".join(chr(0x20000 + rng.randrange(0x5000)) for _ in range(300))
+
+    audit.write_event(
+        {
+            "subject": huge(),
+            "current_actor": huge(),
+            "delegation_chain": [],
+            "audience": huge(),
+            "reason": huge(),
+            "outcome": "denied",
+        }
+    )
+    row = DelegationEvent.objects.get()
+    assert len(row.subject) == len(row.current_actor) == len(row.audience) == 255

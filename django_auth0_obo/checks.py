@@ -19,10 +19,7 @@ from django_auth0_obo.conf import (
 )
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
-
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
+from django_auth0_obo.jose import ASYMMETRIC_ALGORITHMS
 
 
 def _error(msg: str, id_: int, hint: str | None = None) -> Error:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django_auth0_obo import conf
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import ConfigurationError
-from django_auth0_obo.jwk import b64url_decode, b64url_encode, jwk_thumbprint
+from django_auth0_obo.jose import b64url_decode, b64url_encode, jwk_thumbprint
 
 _NOT_P256 = "DPOP_CLIENT_KEY must be an EC P-256 private key (PEM, or a JWK with d, x and y)."
 

@@ -10,12 +10,8 @@ the token (never the token), so a client repeating its token costs a hash and a 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django_auth0_obo import keys
+from django_auth0_obo import jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
@@ -41,19 +37,6 @@ MAX_TOKEN_LENGTH = 32 * 1024
 MEMO_SIZE = 2048
 
 MALFORMED = "Malformed token."
-
-_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
-
-
-class _Reject(ValueError):
-    """NaN and Infinity are not JSON."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Reject(name)
-
-
-_json = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +58,7 @@ def _load_policy() -> _Policy:
     global _policy
     extra = tuple(c for c in obo_settings.REQUIRED_CLAIMS if c not in STANDARD_CLAIMS)
     _policy = _Policy(
-        algorithms=frozenset(obo_settings.ALGORITHMS) & keys.ASYMMETRIC_ALGORITHMS,
+        algorithms=frozenset(obo_settings.ALGORITHMS) & jose.ASYMMETRIC_ALGORITHMS,
         issuers=obo_settings.issuers,
         audiences=obo_settings.audiences,
         leeway=float(obo_settings.LEEWAY),
@@ -172,11 +155,7 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     if type(iss) is not str or iss not in policy.issuers:
         raise InvalidToken("Invalid issuer.")
     key = keys.get_verification_key(iss, header["kid"], alg)
-    try:
-        valid = key.verify(alg, signing_input, signature)
-    except (ValueError, TypeError):
-        valid = False
-    if not valid:
+    if not key.verify(alg, signing_input, signature):
         raise InvalidToken("Invalid signature.")
     _check_claims(claims, policy, audiences, now)
 
@@ -191,36 +170,10 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
 
 def _parse(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Split and decode a compact JWS once: header, payload, signing input and signature."""
-    parts = raw.split(b".")
-    if len(parts) != 3:
-        raise InvalidToken(MALFORMED)
-    header_b64, payload_b64, signature_b64 = parts
-    if not header_b64 or not payload_b64:
-        raise InvalidToken(MALFORMED)
-    header = _decode_json(header_b64)
-    payload = _decode_json(payload_b64)
-    signature = _b64decode(signature_b64)
-    return header, payload, raw[: len(header_b64) + 1 + len(payload_b64)], signature
-
-
-def _b64decode(segment: bytes) -> bytes:
-    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
-        raise InvalidToken(MALFORMED)
     try:
-        return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return jose.parse_compact(raw)
+    except jose.JOSEError:
         raise InvalidToken(MALFORMED) from None
-
-
-def _decode_json(segment: bytes) -> dict[str, Any]:
-    data = _b64decode(segment)
-    try:
-        value = _json.decode(data.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise InvalidToken(MALFORMED) from None
-    if not isinstance(value, dict):
-        raise InvalidToken(MALFORMED)
-    return value
 
 
 def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
@@ -240,10 +193,6 @@ def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
     return alg
 
 
-def _is_number(value: Any) -> bool:
-    return type(value) is int or type(value) is float
-
-
 def _check_claims(
     claims: Mapping[str, Any], policy: _Policy, audiences: Sequence[str], now: float
 ) -> None:
@@ -256,18 +205,18 @@ def _check_claims(
         raise InvalidToken("Malformed sub claim.")
     leeway = policy.leeway
     exp = claims["exp"]
-    if not _is_number(exp):
+    if not jose.is_numeric_date(exp):
         raise InvalidToken("Malformed exp claim.")
     if exp <= now - leeway:
         raise InvalidToken("Token has expired.")
     iat = claims["iat"]
-    if not _is_number(iat):
+    if not jose.is_numeric_date(iat):
         raise InvalidToken("Malformed iat claim.")
     if iat > now + leeway:
         raise InvalidToken("Token was issued in the future.")
     if "nbf" in claims:
         nbf = claims["nbf"]
-        if not _is_number(nbf):
+        if not jose.is_numeric_date(nbf):
             raise InvalidToken("Malformed nbf claim.")
         if nbf > now + leeway:
             raise InvalidToken("Token is not yet valid.")

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import redis
 
-from django_auth0_obo import keys, tokens
+from django_auth0_obo import jose, keys, tokens
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 from django_auth0_obo.testing import LocalTenant
 
@@ -378,13 +377,13 @@ def test_key_objects_are_built_once_per_jwks_version(
     tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
-    real = jwt.PyJWK
+    real = jose.public_key_from_jwk
 
     def counting(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         built.append(data["kid"])
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(jwt, "PyJWK", counting)
+    monkeypatch.setattr(jose, "public_key_from_jwk", counting)
     first = keys.get_verification_key(tenant.issuer, tenant.signing_kid, "RS256")
     built_on_fetch = len(built)
     for i in range(20):

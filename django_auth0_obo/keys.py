@@ -177,6 +177,40 @@ def get_keyset(issuer: str) -> KeySet:
         return keyset
 
 
+@dataclass(frozen=True, slots=True)
+class KeyReport:
+    """What the verifier would hold for one issuer if it fetched its keys now."""
+
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str | None
+    #: The keys tokens may be verified with, by kid.
+    keys: dict[str, VerificationKey]
+    #: The JWKS entries the verifier leaves out, with why.
+    skipped: tuple[SkippedKey, ...]
+
+
+def inspect_issuer(issuer: str) -> KeyReport:
+    """Fetch ``issuer``'s discovery document and JWKS now, bypassing every cache, and say which
+    keys the verifier would use and which it would skip (for ``auth0_obo_check``).
+
+    Parses exactly as verification does and changes no cached state. Raises KeysUnavailable
+    (with a ``detail`` for the operator) when the tenant does not answer properly; a JWKS
+    without any usable key is reported, not raised.
+    """
+    discovery, jwks_uri = _discover(issuer)
+    jwks, _ = _download_jwks(jwks_uri)
+    usable, skipped = inspect_jwks(jwks)
+    token_endpoint = discovery.get("token_endpoint")
+    return KeyReport(
+        issuer=issuer,
+        jwks_uri=jwks_uri,
+        token_endpoint=token_endpoint if isinstance(token_endpoint, str) else None,
+        keys=usable,
+        skipped=tuple(skipped),
+    )
+
+
 def prefetch() -> None:
     """Fetch (or load from the shared cache) the keys of every configured issuer."""
     for issuer in sorted(obo_settings.issuers):
@@ -270,6 +304,13 @@ def _refetch_for_kid(issuer: str, kid: str) -> VerificationKey:
 def _fetch_document(issuer: str) -> dict[str, Any]:
     """Discovery then JWKS, as one cacheable document; TenantUnavailable on any failure."""
     now = time.time()
+    _, jwks_uri = _discover(issuer)
+    jwks, ttl = _fetch_jwks(jwks_uri)
+    return _document(issuer, jwks_uri, jwks, ttl, now)
+
+
+def _discover(issuer: str) -> tuple[dict[str, Any], str]:
+    """The issuer's discovery document and its ``jwks_uri``, checked."""
     discovery, _ = _get_json(discovery_url(issuer), "discovery document")
     if not isinstance(discovery, dict):
         raise _unavailable("The discovery document of %s is not a JSON object.", issuer)
@@ -278,15 +319,12 @@ def _fetch_document(issuer: str) -> dict[str, Any]:
     jwks_uri = discovery.get("jwks_uri")
     if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme != "https":
         raise _unavailable("The discovery document of %s has no https jwks_uri.", issuer)
-    jwks, ttl = _fetch_jwks(jwks_uri)
-    return _document(issuer, jwks_uri, jwks, ttl, now)
+    return discovery, jwks_uri
 
 
 def _fetch_jwks(jwks_uri: str) -> tuple[dict[str, Any], float]:
     """The JWKS and how long it may be cached (TTL, shortened by ``Cache-Control: max-age``)."""
-    jwks, response = _get_json(jwks_uri, "JWKS")
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise _unavailable("The JWKS at %s has no keys list.", jwks_uri)
+    jwks, response = _download_jwks(jwks_uri)
     usable, skipped = inspect_jwks(jwks)
     for entry in skipped:
         logger.warning("Skipping JWKS key %r of %s: %s.", entry.kid, jwks_uri, entry.reason)
@@ -297,6 +335,13 @@ def _fetch_jwks(jwks_uri: str) -> tuple[dict[str, Any], float]:
     if max_age is not None and max_age < ttl:
         ttl = max(float(max_age), min(MIN_TTL, ttl))
     return jwks, ttl
+
+
+def _download_jwks(jwks_uri: str) -> tuple[dict[str, Any], requests.Response]:
+    jwks, response = _get_json(jwks_uri, "JWKS")
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise _unavailable("The JWKS at %s has no keys list.", jwks_uri)
+    return jwks, response
 
 
 def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
@@ -310,9 +355,7 @@ def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
         ) from None
     try:
         if response.status_code != 200:
-            raise _unavailable(
-                "Fetching the %s from %s failed: HTTP %s", what, url, response.status_code
-            )
+            raise _unavailable("The %s at %s answered %s.", what, url, response.status_code)
         body = bytearray()
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -331,9 +374,18 @@ def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
         raise _unavailable("The %s from %s is not valid JSON.", what, url) from None
 
 
-def _unavailable(message: str, *args: Any) -> TenantUnavailable:
+class KeysUnavailable(TenantUnavailable):
+    """No usable keys could be fetched; ``detail`` says why, for the operator (URLs and HTTP
+    statuses, never key material). Clients only ever see the generic description."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The authorization server's signing keys are unavailable.")
+        self.detail = detail
+
+
+def _unavailable(message: str, *args: Any) -> KeysUnavailable:
     logger.warning(message, *args)
-    return TenantUnavailable("The authorization server's signing keys are unavailable.")
+    return KeysUnavailable(message % args)
 
 
 def _max_age(cache_control: str) -> int | None:

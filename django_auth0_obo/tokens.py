@@ -38,6 +38,11 @@ MEMO_SIZE = 2048
 
 MALFORMED = "Malformed token."
 
+#: RFC 8705 §3.1: a token bound to a client certificate (mTLS) carries its thumbprint here. This
+#: app cannot check the certificate, so such a token is refused, saying so.
+CERTIFICATE_THUMBPRINT = "x5t#S256"
+CERTIFICATE_BOUND = "Certificate-bound tokens (cnf.x5t#S256) are not supported."
+
 
 @dataclass(frozen=True, slots=True)
 class _Policy:
@@ -229,6 +234,8 @@ def _check_claims(
         cnf = claims["cnf"]
         if not isinstance(cnf, dict) or ("jkt" in cnf and not _non_empty_str(cnf["jkt"])):
             raise InvalidToken("Malformed cnf claim.")
+        if CERTIFICATE_THUMBPRINT in cnf:  # RFC 8705: we cannot see the client's certificate
+            raise InvalidToken(CERTIFICATE_BOUND)
     if "scope" in claims and type(claims["scope"]) is not str:
         raise InvalidToken("Malformed scope claim.")
     if "permissions" in claims:

@@ -27,8 +27,11 @@ from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
 #: Claims every access token must carry, besides ``REQUIRED_CLAIMS``.
 STANDARD_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
 
-#: ``typ`` header values accepted (compared case-insensitively): Auth0's and RFC 9068's.
-ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+#: ``typ`` header values of RFC 9068 access tokens (compared case-insensitively); with
+#: ``REQUIRE_AT_JWT`` the header must carry one of them.
+AT_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: ``typ`` header values accepted otherwise: Auth0's default ``JWT`` too (or no ``typ``).
+ACCEPTED_TYPES = AT_JWT_TYPES | {"jwt"}
 
 #: Longest token we look at, in characters.
 MAX_TOKEN_LENGTH = 32 * 1024
@@ -54,6 +57,10 @@ class _Policy:
     leeway: float
     required: tuple[str, ...]
     memo_ttl: float
+    #: RFC 9068 strict mode: the header ``typ`` must be ``at+jwt``.
+    require_at_jwt: bool
+    #: Refuse tokens whose ``iat`` is older than this many seconds (plus leeway); None: any age.
+    max_age: float | None
 
 
 _policy: _Policy | None = None
@@ -69,6 +76,8 @@ def _load_policy() -> _Policy:
         leeway=float(obo_settings.LEEWAY),
         required=STANDARD_CLAIMS + extra,
         memo_ttl=float(obo_settings.JWKS_CACHE_TTL),
+        require_at_jwt=bool(obo_settings.REQUIRE_AT_JWT),
+        max_age=None if obo_settings.MAX_TOKEN_AGE is None else float(obo_settings.MAX_TOKEN_AGE),
     )
     return _policy
 
@@ -169,6 +178,8 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         exp = claims["exp"]
         if exp < until - policy.leeway:  # compared, not added: exp may be a huge int
             until = exp + policy.leeway
+        if policy.max_age is not None:  # iat is within [now - max_age - leeway, now + leeway]
+            until = min(until, claims["iat"] + policy.max_age + policy.leeway)
         _memo.put(digest, claims, until)
     return dict(claims)
 
@@ -186,7 +197,11 @@ def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
     alg = header.get("alg")
     if type(alg) is not str or alg not in policy.algorithms:
         raise InvalidToken("Unsupported token algorithm.")
-    if "typ" in header:
+    if policy.require_at_jwt:
+        typ = header.get("typ")
+        if type(typ) is not str or typ.lower() not in AT_JWT_TYPES:
+            raise InvalidToken("Token type must be at+jwt.")
+    elif "typ" in header:
         typ = header["typ"]
         if type(typ) is not str or typ.lower() not in ACCEPTED_TYPES:
             raise InvalidToken("Unsupported token type.")
@@ -219,6 +234,8 @@ def _check_claims(
         raise InvalidToken("Malformed iat claim.")
     if iat > now + leeway:
         raise InvalidToken("Token was issued in the future.")
+    if policy.max_age is not None and iat < now - policy.max_age - leeway:
+        raise InvalidToken("Token is too old.")
     if "nbf" in claims:
         nbf = claims["nbf"]
         if not jose.is_numeric_date(nbf):

@@ -263,6 +263,25 @@ CASES: dict[str, Case] = {
         "invalid_token",
     ),
     "malformed cnf": Case(bearer(lambda t: t.mint(claims={"cnf": "x"})), 401, "invalid_token"),
+    # Optional strictness (issue 11): RFC 9068 typ and a maximum token age
+    "typ JWT when REQUIRE_AT_JWT": Case(
+        bearer(lambda t: t.mint()), 401, "invalid_token", {"REQUIRE_AT_JWT": True}
+    ),
+    "typ at+jwt when REQUIRE_AT_JWT": Case(
+        bearer(lambda t: t.mint(headers={"typ": "at+jwt"})), 200, None, {"REQUIRE_AT_JWT": True}
+    ),
+    "older than MAX_TOKEN_AGE": Case(
+        bearer(lambda t: t.mint(iat=NOW - 7200, expires_in=10800)),
+        401,
+        "invalid_token",
+        {"MAX_TOKEN_AGE": 3600},
+    ),
+    "within MAX_TOKEN_AGE": Case(
+        bearer(lambda t: t.mint(iat=NOW - 1800, expires_in=3600)),
+        200,
+        None,
+        {"MAX_TOKEN_AGE": 3600},
+    ),
     "certificate-bound (mTLS) token": Case(
         bearer(
             lambda t: t.mint(
@@ -300,6 +319,8 @@ REASONS: dict[str, str] = {
     "iat -1e400": "Malformed token.",
     "nbf -1e400": "Malformed token.",
     "a custom claim 1e999": "Malformed token.",
+    "typ JWT when REQUIRE_AT_JWT": "Token type must be at+jwt.",
+    "older than MAX_TOKEN_AGE": "Token is too old.",
     "certificate-bound (mTLS) token": "Certificate-bound tokens (cnf.x5t#S256) are not supported.",
     "wrong aud": "Invalid audience.",
     "empty aud list": "Malformed aud claim.",

@@ -95,32 +95,30 @@ def _token(tenant: LocalTenant, header: dict[str, Any], claims: dict[str, Any]) 
     return encode_jws(full_header, {**base, **claims}, signing_key.private_key, "RS256")
 
 
-@given(data=st.data())
-def test_token_header_members_of_the_wrong_type_are_invalid_token(
-    auth0_tenant: LocalTenant, api_client: Any, data: st.DataObject
-) -> None:
-    token = _token(auth0_tenant, members(data, TOKEN_HEADER, "header"), {})
-    _assert_refused(
-        api_client.get("/claims", HTTP_AUTHORIZATION=f"Bearer {token}"), "invalid_token"
+def _bearer(api_client: Any, tenant: LocalTenant, data: st.DataObject, where: str) -> Any:
+    """A request with a tenant-signed token whose ``where`` (header, claims or free claims)
+    holds one to three members drawn from that table."""
+    drawn = members(
+        data, {"header": TOKEN_HEADER, "claims": TOKEN_CLAIMS}.get(where, FREE_CLAIMS), where
     )
+    header, claims = (drawn, {}) if where == "header" else ({}, drawn)
+    token = _token(tenant, header, claims)
+    return api_client.get("/claims", HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
+@pytest.mark.parametrize("where", ["header", "claims"])
 @given(data=st.data())
-def test_token_claims_of_the_wrong_type_are_invalid_token(
-    auth0_tenant: LocalTenant, api_client: Any, data: st.DataObject
+def test_token_members_of_the_wrong_type_are_invalid_token(
+    auth0_tenant: LocalTenant, api_client: Any, data: st.DataObject, where: str
 ) -> None:
-    token = _token(auth0_tenant, {}, members(data, TOKEN_CLAIMS, "claims"))
-    _assert_refused(
-        api_client.get("/claims", HTTP_AUTHORIZATION=f"Bearer {token}"), "invalid_token"
-    )
+    _assert_refused(_bearer(api_client, auth0_tenant, data, where), "invalid_token")
 
 
 @given(data=st.data())
 def test_token_claims_the_verifier_does_not_read_may_hold_any_type(
     auth0_tenant: LocalTenant, api_client: Any, data: st.DataObject
 ) -> None:
-    token = _token(auth0_tenant, {}, members(data, FREE_CLAIMS, "claims"))
-    _assert_no_server_error(api_client.get("/claims", HTTP_AUTHORIZATION=f"Bearer {token}"))
+    _assert_no_server_error(_bearer(api_client, auth0_tenant, data, "free claims"))
 
 
 # The DPoP proof ---------------------------------------------------------------------------------
@@ -149,40 +147,31 @@ def _dpop(api_client: Any, tenant: LocalTenant, key: DPoPKey, **proof: Any) -> A
     )
 
 
-@given(data=st.data())
-def test_proof_header_members_of_the_wrong_type_are_invalid_dpop_proof(
-    auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, data: st.DataObject
-) -> None:
-    header = members(data, PROOF_HEADER, "header")
-    response = _dpop(api_client, auth0_tenant, dpop_key, headers=header)
-    _assert_refused(response, "invalid_dpop_proof")
+def _proof_changes(data: st.DataObject, key: DPoPKey, where: str) -> dict[str, Any]:
+    """``DPoPKey.proof`` arguments putting one to three drawn members into ``where``."""
+    if where == "headers":
+        return {"headers": members(data, PROOF_HEADER, where)}
+    if where == "claims":
+        return {"claims": members(data, PROOF_CLAIMS, where)}
+    table = {"jwk": PROOF_JWK, "private jwk": PRIVATE_JWK}.get(where, FREE_JWK)
+    return {"jwk": {**key.public_jwk, **members(data, table, where)}}
 
 
+@pytest.mark.parametrize("where", ["headers", "jwk", "private jwk", "claims"])
 @given(data=st.data())
-def test_proof_jwk_members_of_the_wrong_type_are_invalid_dpop_proof(
-    auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, data: st.DataObject
+def test_proof_members_of_the_wrong_type_are_invalid_dpop_proof(
+    auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, data: st.DataObject, where: str
 ) -> None:
-    table = data.draw(st.sampled_from([PROOF_JWK, PRIVATE_JWK]), label="table")
-    jwk = {**dpop_key.public_jwk, **members(data, table, "jwk")}
-    response = _dpop(api_client, auth0_tenant, dpop_key, jwk=jwk)
-    _assert_refused(response, "invalid_dpop_proof")
+    changes = _proof_changes(data, dpop_key, where)
+    _assert_refused(_dpop(api_client, auth0_tenant, dpop_key, **changes), "invalid_dpop_proof")
 
 
 @given(data=st.data())
 def test_proof_jwk_members_the_verifier_does_not_read_may_hold_any_type(
     auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, data: st.DataObject
 ) -> None:
-    jwk = {**dpop_key.public_jwk, **members(data, FREE_JWK, "jwk")}
-    _assert_no_server_error(_dpop(api_client, auth0_tenant, dpop_key, jwk=jwk))
-
-
-@given(data=st.data())
-def test_proof_claims_of_the_wrong_type_are_invalid_dpop_proof(
-    auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, data: st.DataObject
-) -> None:
-    claims = members(data, PROOF_CLAIMS, "claims")
-    response = _dpop(api_client, auth0_tenant, dpop_key, claims=claims)
-    _assert_refused(response, "invalid_dpop_proof")
+    changes = _proof_changes(data, dpop_key, "free jwk")
+    _assert_no_server_error(_dpop(api_client, auth0_tenant, dpop_key, **changes))
 
 
 # The tenant's JWKS ------------------------------------------------------------------------------

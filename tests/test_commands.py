@@ -63,7 +63,7 @@ def test_check_fails_when_the_tenant_does_not_answer(auth0_tenant, endpoint, mes
 def _small_rsa_jwk(kid: str) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from django_auth0_obo.testing.jwk import public_jwk
+    from django_auth0_obo.testing.jwk_encoding import public_jwk
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     return {**public_jwk(key), "kid": kid, "alg": "RS256", "use": "sig"}

@@ -1,7 +1,8 @@
 """DPoP (RFC 9449): verify the proofs clients send us, and sign the proofs we send.
 
 ``verify_proof`` performs every check of RFC 9449 §4.3 for a resource server, in one pass over
-the proof: it is decoded once, its public key comes from a small LRU (``jwk``), and the replay
+the proof: it is decoded once by :mod:`django_auth0_obo.jose` (whose errors become
+``InvalidDPoPProof`` here), its public key comes from that module's small LRU, and the replay
 record is written only after everything else passed. ``make_proof`` signs proofs with this API's
 own key (``DPOP_CLIENT_KEY``), for the token exchange and the downstream call.
 """

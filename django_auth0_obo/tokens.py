@@ -1,8 +1,9 @@
 """Access-token verification: the framework-free core behind ``Auth0Authentication``.
 
 The token is parsed once by :mod:`django_auth0_obo.jose` (split, strict base64url, strict JSON;
-its errors become ``InvalidToken`` here), its header checked against an asymmetric allow-list, its signature verified with the tenant key from :mod:`django_auth0_obo.keys`, and its
-claims validated here. Verified claims are remembered in a small LRU memo keyed by the SHA-256 of
+its errors become ``InvalidToken`` here), its header checked against an asymmetric allow-list,
+its signature verified with the tenant key from :mod:`django_auth0_obo.keys`, and its claims
+validated here. Verified claims are remembered in a small LRU memo keyed by the SHA-256 of
 the token (never the token), so a client repeating its token costs a hash and a dict lookup;
 ``exp`` and the audience are re-checked on every hit, and an entry never outlives
 ``JWKS_CACHE_TTL``, ``MAX_TOKEN_AGE``, a settings reload or a change of the tenant's keys.

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
@@ -348,6 +350,47 @@ def test_a_tenant_that_does_not_answer_in_time_is_a_504(tenant: LocalTenant, set
     response = answer(on_behalf_of(tenant))
 
     assert (response.status_code, response.data["code"]) == (504, "tenant_timeout")
+
+
+@given(
+    status=st.integers(100, 599),
+    error=st.sampled_from(
+        [
+            "invalid_client",
+            "invalid_request",
+            "invalid_grant",
+            "tokenset_not_found",
+            "timeout",
+            "connection_error",
+            "invalid_response",
+            "server_error",
+            "x",
+        ]
+    )
+    | st.text(max_size=20),
+    connection=st.none() | st.text(min_size=1, max_size=10),
+    depth=st.none() | st.integers(0, 10),
+    wait=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_every_failure_gets_a_caller_facing_answer(
+    status: int, error: str, connection: str | None, depth: int | None, wait: float | None
+) -> None:
+    exc = TokenExchangeError(error, "tenant words", status, retry_after=wait)
+    exc.add_context(grant="g", connection=connection, delegation_depth=depth)
+
+    failure = describe(exc)
+
+    assert failure.status in (403, 502, 503, 504)
+    assert failure.code
+    assert (failure.status == 503) == (failure.retry_after is not None)
+    if failure.retry_after is not None:
+        assert failure.retry_after >= 1
+    if error == "invalid_client" and status != 429:
+        assert failure.status == 502
+        assert "tenant words" not in str(failure.body())
+        assert "invalid_client" not in str(failure.body())
+    if failure.code == "connection_required":
+        assert failure.body()["connection"] == connection
 
 
 def test_describe_never_fails_on_a_bare_error() -> None:

@@ -130,16 +130,18 @@ def challenge_for(
     *,
     scopes: Sequence[str] = (),
     resource: str | None = None,
+    resource_metadata: str | None = None,
 ) -> str:
     """The ``WWW-Authenticate`` value for a request to ``url`` (scope: ``scopes`` or
-    ``SCOPES_SUPPORTED``; ``resource_metadata`` when the metadata URLs are installed)."""
+    ``SCOPES_SUPPORTED``; ``resource_metadata`` given, or the Django-served metadata URL of
+    ``resource`` when the app's URLs are installed)."""
     scope = " ".join(scopes or obo_settings.SCOPES_SUPPORTED) or None
     return challenges.authenticate_header(
         realm=obo_settings.REALM,
         dpop_mode=obo_settings.DPOP_MODE,
         dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
         error=error,
-        resource_metadata=metadata_url(url, resource),
+        resource_metadata=resource_metadata or metadata_url(url, resource),
         scope=scope,
     )
 

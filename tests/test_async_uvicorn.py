@@ -9,20 +9,19 @@ before it. Authentication, permissions and the audit work in adrf async views an
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from django.core.asgi import get_asgi_application
 from django.db import connection
 
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import LocalTenant
 from tests.exchange_support import THIS_API, configure, user_token
+from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,20 +37,8 @@ def tenant(auth0_tenant: LocalTenant, settings: Any) -> Iterator[LocalTenant]:
 @pytest.fixture
 def server(tenant: LocalTenant) -> Iterator[str]:
     """uvicorn serving Django's ASGI application on a free loopback port, in a thread."""
-    config = uvicorn.Config(
-        get_asgi_application(), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    while not instance.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = instance.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with serve(get_asgi_application(), bind(), lifespan="off") as url:
+        yield url
 
 
 def _wait_for(condition: Any) -> None:

@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from django_auth0_obo.testing import oauth
+
 if TYPE_CHECKING:
     from django_auth0_obo.testing.tenant import LocalTenant
 
@@ -113,7 +115,7 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         tenant = self.server.tenant
         path = urlsplit(self.path).path or "/"
-        name = ROUTES.get(path)
+        name = ROUTES.get(path) or oauth.ROUTES.get(path)
         body = self._read_body()
         if body is None:
             return
@@ -134,14 +136,17 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
                     tenant._record_faulted_token_request(self.headers, body, status)
                 self._send(status, data, headers)
                 return
+        methods = {**_METHODS, **oauth.METHODS}
         if name is None:
             self._send_json(404, {"error": "not_found", "error_description": "Not found."})
-        elif method != _METHODS[name] and not (method == "HEAD" and _METHODS[name] == "GET"):
+        elif method != methods[name] and not (method == "HEAD" and methods[name] == "GET"):
             self._send_json(
                 405,
                 {"error": "method_not_allowed", "error_description": "Method not allowed."},
-                {"Allow": _METHODS[name]},
+                {"Allow": methods[name]},
             )
+        elif name in oauth.METHODS:
+            self._send(*oauth.handle(tenant, name, self.path, self.headers, body))
         elif name == "discovery":
             self._send_json(200, tenant.discovery_document())
         elif name == "jwks":

@@ -46,6 +46,7 @@ from django_auth0_obo.testing.config import (
 from django_auth0_obo.testing.faults import Fault, FaultBook
 from django_auth0_obo.testing.jws import encode_jws, merge
 from django_auth0_obo.testing.keys import KeyRing, SigningKey
+from django_auth0_obo.testing.oauth import OAuthState
 from django_auth0_obo.testing.server import ROUTES, TenantHTTPServer
 from django_auth0_obo.testing.token_endpoint import (
     GRANT_CLIENT_CREDENTIALS,
@@ -128,6 +129,8 @@ class LocalTenant:
             self._token_requests: list[TokenRequest] = []
             self._server_errors: list[BaseException] = []
             self.federated_tokens: dict[str, FederatedToken] = {}
+            #: The authorization server for MCP clients' own OAuth (``oauth.py``).
+            self.oauth = OAuthState()
             self._faults.clear()
 
     def start(self) -> LocalTenant:

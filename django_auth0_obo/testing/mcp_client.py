@@ -11,6 +11,7 @@ Needs the ``mcp`` extra.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -54,12 +55,16 @@ class HeadlessBrowser:
     def __init__(self, tls: ssl.SSLContext) -> None:
         self.tls = tls
         self.visited: list[str] = []
+        #: Called with each /authorize response (e.g. to print a trace).
+        self.on_response: Callable[[httpx2.Response], Awaitable[None]] | None = None
         self._result: AuthorizationCodeResult | None = None
 
     async def redirect(self, authorization_url: str) -> None:
         self.visited.append(authorization_url)
         async with httpx2.AsyncClient(verify=self.tls) as client:
             response = await client.get(authorization_url)
+        if self.on_response is not None:
+            await self.on_response(response)
         location = response.headers.get("location")
         if response.status_code != 302 or not location:
             raise RuntimeError(f"/authorize answered {response.status_code} without a redirect")

@@ -77,17 +77,23 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    metadata = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource"
+    return wait_until_up(server, metadata, "The Django server")
+
+
+def wait_until_up(server: subprocess.Popen[bytes], url: str, name: str) -> subprocess.Popen[bytes]:
+    """Return ``server`` once ``url`` answers; stop it and exit when it does not within 30 s."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource", timeout=1)
+            requests.get(url, timeout=1)
             return server
         except requests.ConnectionError:
             if server.poll() is not None:
-                raise SystemExit("The Django server did not start.") from None
+                raise SystemExit(f"{name} did not start.") from None
             time.sleep(0.2)
     server.terminate()
-    raise SystemExit("The Django server did not answer within 30 s.")
+    raise SystemExit(f"{name} did not answer within 30 s.")
 
 
 def configure_mcp_server(tenant: LocalTenant, env: dict[str, str], url: str) -> dict[str, str]:
@@ -129,17 +135,7 @@ def start_mcp_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
     )
     metadata = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(metadata, timeout=1)
-            return server
-        except requests.ConnectionError:
-            if server.poll() is not None:
-                raise SystemExit("The MCP server did not start.") from None
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("The MCP server did not answer within 30 s.")
+    return wait_until_up(server, metadata, "The MCP server")
 
 
 def mcp_scenario(tenant: LocalTenant, url: str) -> int:

@@ -420,11 +420,16 @@ def _text(value: Any) -> str:
 # context (current request, for FORWARD_USER_IP and audit) is copied into the thread.
 
 
+from asgiref.sync import sync_to_async  # noqa: E402  (kept with the twins it serves)
+
+
 async def aget_token_on_behalf_of(
     access_token: str | VerifiedToken, audience: str, scope: str | None = None
 ) -> OnBehalfOfTokenResult:
     """:func:`get_token_on_behalf_of` for coroutines; same cache, same single flight."""
-    return await _off_loop(get_token_on_behalf_of)(access_token, audience, scope)
+    return await sync_to_async(get_token_on_behalf_of, thread_sensitive=False)(
+        access_token, audience, scope
+    )
 
 
 async def aget_token_by_exchange_profile(
@@ -436,7 +441,7 @@ async def aget_token_by_exchange_profile(
     extra: Mapping[str, Any] | None = None,
 ) -> TokenExchangeResult:
     """:func:`get_token_by_exchange_profile` for coroutines."""
-    return await _off_loop(get_token_by_exchange_profile)(
+    return await sync_to_async(get_token_by_exchange_profile, thread_sensitive=False)(
         subject_token, subject_token_type, audience, scope, requested_token_type, extra
     )
 
@@ -445,13 +450,9 @@ async def aget_access_token_for_connection(
     connection: str, access_token: str | VerifiedToken, login_hint: str | None = None
 ) -> ConnectionTokenResult:
     """:func:`get_access_token_for_connection` for coroutines."""
-    return await _off_loop(get_access_token_for_connection)(connection, access_token, login_hint)
-
-
-def _off_loop(function: Callable[..., Any]) -> Callable[..., Any]:
-    from asgiref.sync import sync_to_async
-
-    return sync_to_async(function, thread_sensitive=False)
+    return await sync_to_async(get_access_token_for_connection, thread_sensitive=False)(
+        connection, access_token, login_hint
+    )
 
 
 __all__ += [

@@ -275,7 +275,7 @@ def _request_url(scope: Scope, headers: dict[str, str]) -> str:
 
 
 def _is_metadata_path(scope: Scope, resource: str | None) -> bool:
-    path = scope.get("root_path", "") + scope["path"]
+    path = str(scope.get("root_path", "")) + str(scope["path"])
     resource_path = urlsplit(resource).path.rstrip("/") if resource else ""
     return path.rstrip("/") == METADATA_PREFIX + resource_path
 

@@ -70,7 +70,7 @@ def build_application(*, protected: bool = False) -> ASGIApp:
     """Django and the MCP server in one ASGI app (see the module docstring)."""
     django_app = get_asgi_application()
     server = build_mcp_server(native=not protected)
-    mcp_app = server.streamable_http_app(streamable_http_path="/mcp")
+    mcp_app: ASGIApp = server.streamable_http_app(streamable_http_path="/mcp")
     if protected:
         mcp_app = protect(mcp_app, required_scopes=MCP_SCOPES)
 

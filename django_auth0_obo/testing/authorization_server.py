@@ -21,21 +21,17 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from django_auth0_obo.testing.token_endpoint import OAuthError
-
-if TYPE_CHECKING:
-    from django_auth0_obo.testing.tenant import LocalTenant
+from django_auth0_obo.testing.authorization_state import AuthorizationGrant, RegisteredClient
+from django_auth0_obo.testing.oauth_endpoint import OAuthError
+from django_auth0_obo.testing.state import TenantState
 
 GRANT_AUTHORIZATION_CODE = "authorization_code"
 GRANT_REFRESH_TOKEN = "refresh_token"
-GRANTS = frozenset({GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN})
 
 #: Endpoint names (for ``count`` and ``inject_fault``) and their methods.
 ROUTES = {
@@ -48,62 +44,25 @@ METHODS = {"as_metadata": "GET", "authorize": "GET", "register": "POST"}
 CODE_LIFETIME = 60
 #: Scopes that are about the login, not the API: accepted, never put in an access token.
 LOGIN_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
-DEFAULT_USER = "auth0|user123"
 
 Answer = tuple[int, bytes, dict[str, str]]
 
 
-@dataclass
-class RegisteredClient:
-    """A client registered through RFC 7591 (``secret`` is None for a public client)."""
-
-    client_id: str
-    secret: str | None = field(repr=False)
-    redirect_uris: tuple[str, ...]
-    metadata: dict[str, Any]
-
-
-@dataclass
-class _Code:
-    client_id: str
-    redirect_uri: str
-    challenge: str
-    scope: str
-    resource: str
-    sub: str
-    expires_at: float
-
-
-class OAuthState:
-    """The authorization server's state on a tenant; :meth:`LocalTenant.reset` makes a new one."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        #: Who ``/authorize`` signs in, and extra claims for their tokens.
-        self.user = DEFAULT_USER
-        self.user_claims: dict[str, Any] = {}
-        self.clients: dict[str, RegisteredClient] = {}
-        self.codes: dict[str, _Code] = {}
-        self.refresh_tokens: dict[str, _Code] = {}
-        #: Every ``/authorize`` request's parameters, oldest first (for tests).
-        self.authorize_requests: list[dict[str, str]] = []
-
-
-def handle(tenant: LocalTenant, name: str, path: str, headers: Any, body: bytes) -> Answer:
+def handle(state: TenantState, name: str, path: str, body: bytes) -> Answer:
     """Answer one request to an endpoint of :data:`ROUTES`."""
     if name == "as_metadata":
-        return _json(200, authorization_server_metadata(tenant))
+        return _json(200, authorization_server_metadata(state))
     if name == "register":
         try:
-            return _json(201, register(tenant, body))
+            return _json(201, register(state, body))
         except OAuthError as exc:
             return _json(exc.status, {"error": exc.error, "error_description": exc.description})
-    return authorize(tenant, path)
+    return authorize(state, path)
 
 
-def authorization_server_metadata(tenant: LocalTenant) -> dict[str, Any]:
+def authorization_server_metadata(state: TenantState) -> dict[str, Any]:
     """RFC 8414: Auth0's discovery document (it already names every endpoint we serve)."""
-    document = tenant.discovery_document()
+    document = state.discovery_document()
     document["code_challenge_methods_supported"] = ["S256"]
     document["token_endpoint_auth_methods_supported"] = [
         *document["token_endpoint_auth_methods_supported"],
@@ -112,7 +71,7 @@ def authorization_server_metadata(tenant: LocalTenant) -> dict[str, Any]:
     return document
 
 
-def register(tenant: LocalTenant, body: bytes) -> dict[str, Any]:
+def register(state: TenantState, body: bytes) -> dict[str, Any]:
     """RFC 7591 §3: register a client from its metadata; answer with its id (and secret)."""
     try:
         metadata = json.loads(body or b"{}")
@@ -143,20 +102,20 @@ def register(tenant: LocalTenant, body: bytes) -> dict[str, Any]:
     if secret is not None:
         answer["client_secret"] = secret
         answer["client_secret_expires_at"] = 0
-    with tenant.oauth.lock:
-        tenant.oauth.clients[client_id] = RegisteredClient(
+    with state.oauth.lock:
+        state.oauth.clients[client_id] = RegisteredClient(
             client_id, secret, tuple(redirect_uris), answer
         )
     return answer
 
 
-def authorize(tenant: LocalTenant, path: str) -> Answer:
+def authorize(state: TenantState, path: str) -> Answer:
     """Sign the test user in and redirect back with a code (or an error, RFC 6749 §4.1.2.1)."""
     query = {k: v[-1] for k, v in parse_qs(urlsplit(path).query, keep_blank_values=True).items()}
-    state = tenant.oauth
-    with state.lock:
-        state.authorize_requests.append(dict(query))
-        client = state.clients.get(query.get("client_id", ""))
+    oauth = state.oauth
+    with oauth.lock:
+        oauth.authorize_requests.append(dict(query))
+        client = oauth.clients.get(query.get("client_id", ""))
     redirect_uri = query.get("redirect_uri", "")
     if client is None:
         return _json(400, {"error": "invalid_client", "error_description": "Unknown client."})
@@ -173,18 +132,18 @@ def authorize(tenant: LocalTenant, path: str) -> Answer:
         challenge = query.get("code_challenge", "")
         if query.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
             raise OAuthError("invalid_request", "PKCE with S256 is required.")
-        resource = query.get("resource") or query.get("audience") or tenant.default_audience
-        if resource not in tenant.apis:
+        resource = query.get("resource") or query.get("audience") or state.default_audience
+        if resource not in state.apis:
             raise OAuthError("invalid_target", f"Service not found: {resource}.")
         code = secrets.token_urlsafe(32)
-        with state.lock:
-            state.codes[code] = _Code(
+        with oauth.lock:
+            oauth.codes[code] = AuthorizationGrant(
                 client.client_id,
                 redirect_uri,
                 challenge,
                 query.get("scope", ""),
                 resource,
-                state.user,
+                oauth.user,
                 time.time() + CODE_LIFETIME,
             )
         back["code"] = code
@@ -196,19 +155,19 @@ def authorize(tenant: LocalTenant, path: str) -> Answer:
 
 
 def token_grant(
-    tenant: LocalTenant, headers: Mapping[str, list[str]], form: Mapping[str, str]
+    state: TenantState, headers: Mapping[str, list[str]], form: Mapping[str, str]
 ) -> dict[str, Any]:
     """The ``authorization_code`` and ``refresh_token`` grants (raises :class:`OAuthError`)."""
-    client = _authenticate(tenant, headers, form)
-    state = tenant.oauth
+    client = _authenticate(state, headers, form)
+    oauth = state.oauth
     if form.get("grant_type") == GRANT_REFRESH_TOKEN:
-        with state.lock:
-            grant = state.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        with oauth.lock:
+            grant = oauth.refresh_tokens.pop(form.get("refresh_token", ""), None)
         if grant is None or grant.client_id != client.client_id:
             raise OAuthError("invalid_grant", "Unknown or used refresh token.", 400)
     else:
-        with state.lock:
-            grant = state.codes.pop(form.get("code", ""), None)
+        with oauth.lock:
+            grant = oauth.codes.pop(form.get("code", ""), None)
         if grant is None or grant.client_id != client.client_id or time.time() > grant.expires_at:
             raise OAuthError("invalid_grant", "Invalid authorization code.")
         if form.get("redirect_uri") != grant.redirect_uri:
@@ -218,11 +177,11 @@ def token_grant(
         requested = form.get("resource")
         if requested and requested != grant.resource:
             raise OAuthError("invalid_target", "resource differs from the authorization.")
-    api = tenant.apis[grant.resource]
+    api = state.apis[grant.resource]
     asked = grant.scope.split()
     scopes = [s for s in asked if s in api.scopes] if asked else list(api.scopes)
     claims: dict[str, Any] = {
-        **state.user_claims,
+        **oauth.user_claims,
         "sub": grant.sub,
         "aud": grant.resource,
         "azp": client.client_id,
@@ -230,23 +189,23 @@ def token_grant(
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
-    lifetime = tenant.exchange_token_lifetime
+    lifetime = state.exchange_token_lifetime
     body: dict[str, Any] = {
-        "access_token": tenant._issue(claims, lifetime),
+        "access_token": state.issue(claims, lifetime),
         "token_type": "Bearer",
         "expires_in": lifetime,
         "scope": " ".join(scopes),
     }
     if "offline_access" in asked:
         refresh = secrets.token_urlsafe(32)
-        with state.lock:
-            state.refresh_tokens[refresh] = grant
+        with oauth.lock:
+            oauth.refresh_tokens[refresh] = grant
         body["refresh_token"] = refresh
     return body
 
 
 def _authenticate(
-    tenant: LocalTenant, headers: Mapping[str, list[str]], form: Mapping[str, str]
+    state: TenantState, headers: Mapping[str, list[str]], form: Mapping[str, str]
 ) -> RegisteredClient:
     authorization = (headers.get("authorization") or [""])[0]
     secret: str | None = None
@@ -259,8 +218,8 @@ def _authenticate(
         client_id, _, secret = decoded.partition(":")
     elif "client_secret" in form:
         secret = form["client_secret"]
-    with tenant.oauth.lock:
-        client = tenant.oauth.clients.get(client_id)
+    with state.oauth.lock:
+        client = state.oauth.clients.get(client_id)
     if client is None:
         raise OAuthError("invalid_client", "Unknown client.", 401)
     if client.secret is not None and not (
@@ -282,3 +241,7 @@ def _is_redirect_uri(uri: str) -> bool:
 
 def _json(status: int, payload: Any) -> Answer:
     return status, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+
+
+#: The token endpoint's handlers for this server's grants (``oauth_endpoint.handle_token_request``).
+GRANT_HANDLERS = {GRANT_AUTHORIZATION_CODE: token_grant, GRANT_REFRESH_TOKEN: token_grant}

@@ -25,7 +25,6 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import sync_to_async
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -38,6 +37,7 @@ from django_auth0_obo.metadata import CACHE_SECONDS, build_metadata
 from django_auth0_obo.permissions import INSUFFICIENT_SCOPE, InsufficientScopeError
 from django_auth0_obo.verification import MissingCredentials, averify, challenge_for
 from django_auth0_obo.verified import VerifiedToken
+from django_auth0_obo.workers import run_in_worker
 
 __all__ = [
     "Auth0AccessToken",
@@ -244,7 +244,7 @@ async def _audit(
         audience=_matched_audience(verified.claims, audience),
     )
     fields.update(outcome=outcome, reason=reason)
-    await sync_to_async(audit.write_event, thread_sensitive=False)(fields)
+    await run_in_worker(audit.write_event, fields)
 
 
 def _matched_audience(claims: Any, audience: str | Sequence[str] | None) -> str:

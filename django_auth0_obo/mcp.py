@@ -17,7 +17,6 @@ may ``await get_verified_token().aon_behalf_of(...)``.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
@@ -25,10 +24,12 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from pydantic import ConfigDict, Field
+from starlette.authentication import AuthCredentials
 
 from django_auth0_obo import audit, challenges
 from django_auth0_obo.conf import obo_settings
@@ -57,19 +58,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 
-_current: contextvars.ContextVar[VerifiedToken | None] = contextvars.ContextVar(
-    "auth0_obo_mcp_token", default=None
-)
-
 
 def get_verified_token() -> VerifiedToken:
     """The :class:`VerifiedToken` of the MCP request being served (either path).
 
     Raises LookupError outside an authenticated request, so a tool never acts for nobody.
     """
-    verified = _current.get()
-    if verified is not None:
-        return verified
     access = get_access_token()
     if isinstance(access, Auth0AccessToken) and access.verified is not None:
         return access.verified
@@ -112,18 +106,26 @@ class Auth0TokenVerifier:
             return None
         path = urlsplit(resource).path or "/"
         await _audit(verified, "POST", path, audit.ALLOWED, "", self.audience)
-        claims = dict(verified.claims)
-        client_id = claims.get("azp") or claims.get("client_id") or ""
-        return Auth0AccessToken(
-            token=token,
-            client_id=client_id if isinstance(client_id, str) else "",
-            scopes=sorted(verified.scopes),
-            expires_at=verified.expires_at,
-            resource=_matched_audience(claims, self.audience) or resource or None,
-            subject=verified.sub,
-            claims=claims,
-            verified=verified,
-        )
+        return _access_token(verified, self.audience)
+
+
+def _access_token(
+    verified: VerifiedToken, audience: str | Sequence[str] | None
+) -> Auth0AccessToken:
+    """The SDK's view of a verified token: its principal is (``azp``, ``iss``, ``sub``), which
+    the SDK binds streamable-HTTP sessions to."""
+    claims = dict(verified.claims)
+    client_id = claims.get("azp") or claims.get("client_id") or ""
+    return Auth0AccessToken(
+        token=verified.token,
+        client_id=client_id if isinstance(client_id, str) else "",
+        scopes=sorted(verified.scopes),
+        expires_at=verified.expires_at,
+        resource=_matched_audience(claims, audience) or None,
+        subject=verified.sub,
+        claims=claims,
+        verified=verified,
+    )
 
 
 def auth_settings(
@@ -206,11 +208,17 @@ def protect(
             await _send_json(send, 403, body, [(b"www-authenticate", header)])
             return
         await _audit(verified, scope["method"], path, audit.ALLOWED, "", audience)
-        reset = _current.set(verified)
+        # What the SDK's own auth middleware would leave: the user (the SDK binds each session to
+        # its creator's principal, so another token cannot use it) and the context variable its
+        # get_access_token() and our get_verified_token() read.
+        user = AuthenticatedUser(_access_token(verified, audience))
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(user.scopes)
+        reset = auth_context_var.set(user)
         try:
             await app(scope, receive, send)
         finally:
-            _current.reset(reset)
+            auth_context_var.reset(reset)
 
     return protected
 

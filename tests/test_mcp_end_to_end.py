@@ -169,3 +169,51 @@ def test_protect_accepts_dpop_and_the_tool_exchanges_the_bound_token(
 def test_tls_context_trusts_the_stand_in(auth0_tenant: LocalTenant) -> None:
     response = httpx.get(auth0_tenant.discovery_url, verify=tls_context(auth0_tenant.ca_bundle))
     assert response.status_code == 200
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+MCP_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+
+
+@pytest.mark.parametrize("protected", [False, True])
+def test_a_session_belongs_to_the_user_who_opened_it(
+    auth0_tenant: LocalTenant, settings: Any, protected: bool
+) -> None:
+    """Another user's valid token cannot use the session (the SDK binds it to its principal)."""
+    from testproject.mcp_server import build_application
+
+    sock = bind()
+    resource = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    configure_mcp(auth0_tenant, settings, resource)
+    alice = auth0_tenant.mint(sub="auth0|alice", audience=resource, scope="mcp:read")
+    mallory = auth0_tenant.mint(sub="auth0|mallory", audience=resource, scope="mcp:read")
+    with serve(build_application(protected=protected), sock, lifespan="on"):
+        opened = httpx.post(
+            resource, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {alice}"}
+        )
+        session = opened.headers.get("mcp-session-id")
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        headers = {**MCP_HEADERS, "mcp-session-id": session or ""}
+        own = httpx.post(
+            resource, json=ping, headers={**headers, "Authorization": f"Bearer {alice}"}
+        )
+        other = httpx.post(
+            resource, json=ping, headers={**headers, "Authorization": f"Bearer {mallory}"}
+        )
+    connection.close()
+    assert opened.status_code == 200, opened.text
+    assert session
+    assert own.status_code == 200, own.text
+    assert other.status_code == 404

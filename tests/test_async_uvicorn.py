@@ -57,7 +57,7 @@ def test_other_requests_are_served_while_an_exchange_waits_on_a_slow_tenant(
     refused = tenant.mint(audience=THIS_API, act={"sub": "agent-bad"}, azp="agent-bad")
     with httpx.Client() as warm:  # keys in memory, so only the exchange is slow
         assert warm.get(f"{server}/async/whoami", headers=_bearer(user)).status_code == 200
-    tenant.inject_fault("token", status=None, delay=1.5)
+    tenant.inject_fault("token", status=None, delay=5.0)
 
     async def scenario() -> list[tuple[str, int]]:
         finished: list[tuple[str, int]] = []

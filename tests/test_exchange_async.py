@@ -57,7 +57,7 @@ def test_aon_behalf_of_exchanges_a_verified_token_from_inside_a_running_loop(ten
 
 def test_concurrent_coroutines_make_one_call_while_the_loop_keeps_serving(tenant):
     subject = user_token(tenant)
-    tenant.inject_fault("token", status=None, delay=0.5)
+    tenant.inject_fault("token", status=None, delay=1.0)
 
     async def scenario() -> tuple[list[str], list[str]]:
         exchanges = [

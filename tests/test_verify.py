@@ -131,7 +131,7 @@ def test_averify_fetches_cold_keys_off_the_event_loop(auth0_tenant: LocalTenant)
     """While a slow tenant answers discovery, other coroutines on the loop keep running."""
     token = auth0_tenant.mint()
     keys.forget_issuer(auth0_tenant.issuer)
-    auth0_tenant.inject_fault("discovery", status=None, delay=0.5)
+    auth0_tenant.inject_fault("discovery", status=None, delay=1.0)
 
     async def scenario() -> list[str]:
         seen: list[str] = []

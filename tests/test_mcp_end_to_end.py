@@ -25,28 +25,10 @@ from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import DPoPKey, LocalTenant
 from django_auth0_obo.testing.config import CALENDAR_API
 from django_auth0_obo.testing.mcp_client import oauth_client, tls_context
+from tests.mcp_support import SERVER_CLIENT, configure_mcp
 from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SERVER_CLIENT = "calendar-mcp-server"
-
-
-def configure_mcp(tenant: LocalTenant, settings: Any, resource: str) -> None:
-    """The MCP server's API and OBO client in the tenant, and AUTH0_OBO for this server."""
-    tenant.add_api(resource, ["mcp:read", "mcp:write"])
-    client = tenant.add_client(
-        SERVER_CLIENT, api=resource, grants={CALENDAR_API: ["calendar:read"]}
-    )
-    settings.AUTH0_OBO = tenant.django_settings(
-        audience=[resource],
-        CLIENT_ID=SERVER_CLIENT,
-        CLIENT_SECRET=client.secret,
-        RESOURCE=resource,
-        SCOPES_SUPPORTED=["mcp:read"],
-        RESOURCE_NAME="Calendar MCP",
-        AUDIT="all",
-    )
 
 
 @pytest.fixture(params=["verifier", "protect"])

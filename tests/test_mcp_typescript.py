@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 
 from django_auth0_obo.testing import LocalTenant
-from tests.test_mcp_end_to_end import configure_mcp
+from tests.mcp_support import configure_mcp
 from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)

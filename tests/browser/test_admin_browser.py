@@ -268,7 +268,8 @@ def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server
             bars = page.locator("svg.auth0-obo-days g.day.events")
             assert bars.count() == 30
             box = page.locator("svg.auth0-obo-graph").bounding_box()
-            assert box is not None and box["width"] > 600  # drawn, not collapsed
+            assert box is not None
+            assert box["width"] > 600  # drawn, not collapsed
             actors = page.locator("tr.auth0-obo-actor").all_inner_texts()
             assert any(
                 row.startswith("rogue-agent") and "actor_not_allowed" in row for row in actors

@@ -278,6 +278,9 @@ def _measure(
     )
     with CaptureQueriesContext(connection) as captured:
         get(OVERVIEW)
+    queries = [
+        (float(q["time"]), " ".join(q["sql"].split())[:90]) for q in captured.captured_queries
+    ]
     drawn = None
     if screenshot:
         html = client.get(OVERVIEW).content.decode()
@@ -292,9 +295,6 @@ def _measure(
             40,
         )
         drawn = {"edges": render_in_chromium(html, Path(screenshot)), "expected": expected}
-    queries = [
-        (float(q["time"]), " ".join(q["sql"].split())[:90]) for q in captured.captured_queries
-    ]
     return {
         "database": f"{database} ({connection.vendor})",
         "rows": rows,

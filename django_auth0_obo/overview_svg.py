@@ -132,6 +132,10 @@ def draw_graph(edges: Sequence[Edge]) -> str:
     """Actors → APIs: one row per edge, each labelled with its allowed and denied counts."""
     if not edges:
         return _svg(640, 40, "No delegation in this period", [_empty(40)], "auth0-obo-graph")
+    # Each actor's edges on consecutive rows (actors in order of their busiest edge), so its
+    # box, centred on its rows, never overlaps another actor's.
+    rank = {actor: i for i, actor in enumerate(dict.fromkeys(e.actor for e in edges))}
+    edges = sorted(edges, key=lambda e: rank[e.actor])
     row, node_w, pill_w = 40.0, 250.0, 150.0
     actor_x, pill_x, api_x = 10.0, 330.0, 560.0
     width = api_x + node_w + 10

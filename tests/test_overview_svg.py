@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -117,3 +118,13 @@ def test_empty_inputs_still_draw():
     assert "No events in this period" in draw_graph([])
     assert draw_paths([]) == ""
     ET.fromstring(draw_days([]))
+
+
+def test_each_actors_edges_sit_on_consecutive_rows_so_actor_boxes_never_overlap():
+    edges = [Edge("a", "x", 9, 0), Edge("b", "x", 8, 0), Edge("a", "y", 7, 0), Edge("c", "y", 1, 0)]
+    drawn = [(g.get("data-actor"), g.get("data-api")) for g in groups(draw_graph(edges), "edge")]
+    assert drawn == [("a", "x"), ("a", "y"), ("b", "x"), ("c", "y")]
+    boxes = [g.find(f"{SVG}rect") for g in groups(draw_graph(edges), "actor")]
+    tops = sorted(float(b.get("y")) for b in boxes if b is not None)
+    heights = [float(b.get("height")) for b in boxes if b is not None]
+    assert all(low + heights[0] <= high for low, high in pairwise(tops))

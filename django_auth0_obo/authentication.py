@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, dpop, signals, tokens
+from django_auth0_obo import challenges, dpop, forwarded_ip, signals, tokens
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
@@ -45,6 +45,7 @@ class Auth0Authentication(BaseAuthentication):
     keywords = ("bearer", "dpop")
 
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
+        forwarded_ip.remember_request(request._request)
         try:
             credentials = self.get_credentials(request)
             if credentials is None:

@@ -126,6 +126,8 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                 _error(error.description, 15, "Give a PEM string or a JWK (dict or JSON string).")
             )
 
+    errors.extend(_surface_errors(conf))
+
     if conf["TOKEN_ENCRYPTION_KEYS"] is not None:
         from django_auth0_obo.crypto import validate_keys
 
@@ -174,4 +176,29 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                     id="auth0_obo.W001",
                 )
             )
+    return errors
+
+
+def _surface_errors(conf: dict[str, Any]) -> list[CheckMessage]:
+    """private_key_jwt, DPoP nonces and per-request domains (ids E035-E044)."""
+    from django_auth0_obo.client_assertion import parse_assertion_key
+
+    errors: list[CheckMessage] = []
+    if conf["CLIENT_ASSERTION_KEY"] is not None:
+        try:
+            parse_assertion_key(conf["CLIENT_ASSERTION_KEY"])
+        except ConfigurationError as error:
+            errors.append(
+                _error(
+                    error.description,
+                    35,
+                    "Give the PEM or private JWK of an RSA key of 2048 bits or more whose "
+                    "public half is registered for this client in Auth0.",
+                )
+            )
+    if conf["CLIENT_AUTH_METHOD"] == "private_key_jwt":
+        if not conf["CLIENT_ASSERTION_KEY"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ASSERTION_KEY.", 36))
+        if not conf["CLIENT_ID"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ID.", 37))
     return errors

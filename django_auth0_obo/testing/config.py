@@ -29,7 +29,7 @@ DEFAULT_API_SCOPES: dict[str, tuple[str, ...]] = {
     CALENDAR_API: ("calendar:read", "calendar:write"),
 }
 
-AUTH_METHODS = ("any", "client_secret_post", "client_secret_basic")
+AUTH_METHODS = ("any", "client_secret_post", "client_secret_basic", "private_key_jwt")
 
 #: ``handler(form) -> claims`` for a Custom Token Exchange profile; return ``{"error": ...}``
 #: (optionally ``"error_description"``, ``"status"``) or raise :class:`ExchangeProfileError`.
@@ -71,6 +71,8 @@ class ClientConfig:
     grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     obo_enabled: bool = True
     auth_method: str = "any"
+    #: RSA public key (object, PEM or JWK) for ``private_key_jwt``; None: no assertions.
+    public_key: Any = field(default=None, repr=False)
 
     @property
     def client_secret(self) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 
+from django_auth0_obo.testing.client_assertions import AssertionRefused, authenticate_assertion
 from django_auth0_obo.testing.config import ApiConfig, ClientConfig, ExchangeProfileError
 from django_auth0_obo.testing.dpop import CheckedProof, ProofError, check_proof
 
@@ -95,6 +96,11 @@ class TokenRequest:
     def subject_token(self) -> str | None:
         return self.form.get("subject_token")
 
+    @property
+    def forwarded_for(self) -> str | None:
+        """The ``auth0-forwarded-for`` header (the end user's IP), when sent."""
+        return self.headers.get("auth0-forwarded-for")
+
 
 def handle_token_request(
     tenant: LocalTenant, headers: Mapping[str, list[str]], body: bytes
@@ -142,6 +148,8 @@ def describe_token_request(headers: Mapping[str, list[str]], body: bytes) -> Tok
     record.client_id = form.get("client_id")
     if record.auth_method is None and "client_secret" in form:
         record.auth_method = "client_secret_post"
+    if record.auth_method is None and "client_assertion" in form:
+        record.auth_method = "private_key_jwt"
     return record
 
 
@@ -223,7 +231,7 @@ def _authenticate(
 ) -> tuple[ClientConfig, str]:
     authorization = (headers.get("authorization") or [""])[0]
     has_basic = authorization[:6].lower() == "basic "
-    if has_basic and "client_secret" in form:
+    if (has_basic + ("client_secret" in form) + ("client_assertion" in form)) > 1:
         raise OAuthError("invalid_request", "Use only one client authentication method.")
     if has_basic:
         method = "client_secret_basic"
@@ -240,8 +248,14 @@ def _authenticate(
     elif "client_secret" in form:
         method = "client_secret_post"
         client_id, secret = form.get("client_id", ""), form["client_secret"]
-    elif "client_assertion" in form:
-        raise _invalid_client("private_key_jwt is not supported by the local tenant.")
+    elif "client_assertion" in form or "client_assertion_type" in form:
+        try:
+            client = authenticate_assertion(tenant, form)
+        except AssertionRefused as exc:
+            raise _invalid_client(str(exc)) from exc
+        if client.auth_method not in ("any", "private_key_jwt"):
+            raise _invalid_client(f"The client is configured for {client.auth_method}.")
+        return client, "private_key_jwt"
     else:
         raise _invalid_client("Client authentication is required.")
     client = tenant.clients.get(client_id)

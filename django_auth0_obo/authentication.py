@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, dpop, forwarded_ip, signals, tokens
+from django_auth0_obo import challenges, dpop, dpop_nonce, forwarded_ip, signals, tokens
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
@@ -108,6 +108,7 @@ class Auth0Authentication(BaseAuthentication):
             url=request.build_absolute_uri(),
             access_token=raw_token,
             jkt=bound_jkt,
+            nonce=dpop_nonce.nonce_check(),
         )
         return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
 

@@ -201,4 +201,17 @@ def _surface_errors(conf: dict[str, Any]) -> list[CheckMessage]:
             errors.append(_error("private_key_jwt needs CLIENT_ASSERTION_KEY.", 36))
         if not conf["CLIENT_ID"]:
             errors.append(_error("private_key_jwt needs CLIENT_ID.", 37))
+    if conf["DPOP_NONCE"] and NONCE_MIDDLEWARE not in getattr(settings, "MIDDLEWARE", ()):
+        errors.append(
+            _error(
+                "DPOP_NONCE is on but clients are never told the nonce.",
+                38,
+                f"Add {NONCE_MIDDLEWARE!r} to MIDDLEWARE.",
+            )
+        )
+    if conf["DPOP_NONCE"] and conf["DPOP_MODE"] == "disabled":
+        errors.append(_error("DPOP_NONCE needs DPOP_MODE 'allowed' or 'required'.", 39))
     return errors
+
+
+NONCE_MIDDLEWARE = "django_auth0_obo.middleware.DPoPNonceMiddleware"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ExchangeProfileError,
     )
     from django_auth0_obo.testing.dpop import DPoPKey
+    from django_auth0_obo.testing.dpop_client import DPoPClient
     from django_auth0_obo.testing.jwk import access_token_hash, jwk_thumbprint
     from django_auth0_obo.testing.jws import (
         REMOVE,
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
         "config",
     ),
     "DPoPKey": "dpop",
+    "DPoPClient": "dpop_client",
     "access_token_hash": "jwk",
     "jwk_thumbprint": "jwk",
     **dict.fromkeys(
@@ -109,6 +111,7 @@ __all__ = [
     "ApiConfig",
     "ClientConfig",
     "ConnectionConfig",
+    "DPoPClient",
     "DPoPKey",
     "ExchangeProfileError",
     "FederatedToken",

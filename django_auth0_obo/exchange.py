@@ -408,3 +408,6 @@ def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+from django_auth0_obo.downstream import OnBehalfOf as OnBehalfOf  # noqa: E402 (re-export)

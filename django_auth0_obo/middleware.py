@@ -37,7 +37,7 @@ class DPoPNonceMiddleware:
         return self.add_nonce(request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)  # type: ignore[misc]
+        response = await self.get_response(request)
         return self.add_nonce(request, response)
 
     @staticmethod

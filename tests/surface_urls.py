@@ -51,3 +51,26 @@ urlpatterns = [
     path("exchange", ExchangeView.as_view()),
     path("echo", EchoView.as_view()),
 ]
+
+
+class CalendarProxyView(APIView):
+    """An MCP tool calling the downstream calendar API as the user, with ``OnBehalfOf``."""
+
+    audience = MCP_API
+
+    def get(self, request: Request) -> Response:
+        import requests
+        from django.conf import settings
+
+        from django_auth0_obo.exchange import OnBehalfOf
+
+        downstream = requests.get(
+            settings.SURFACE_DOWNSTREAM_URL,
+            auth=OnBehalfOf(request.auth, CALENDAR_API, "calendar:read"),
+            verify=settings.AUTH0_OBO["TLS_CA_BUNDLE"],
+            timeout=10,
+        )
+        return Response(downstream.json(), status=downstream.status_code)
+
+
+urlpatterns.append(path("calendar", CalendarProxyView.as_view()))

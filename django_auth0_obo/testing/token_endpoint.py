@@ -250,12 +250,12 @@ def _authenticate(
         client_id, secret = form.get("client_id", ""), form["client_secret"]
     elif "client_assertion" in form or "client_assertion_type" in form:
         try:
-            client = authenticate_assertion(tenant, form)
+            asserted = authenticate_assertion(tenant, form)
         except AssertionRefused as exc:
             raise _invalid_client(str(exc)) from exc
-        if client.auth_method not in ("any", "private_key_jwt"):
-            raise _invalid_client(f"The client is configured for {client.auth_method}.")
-        return client, "private_key_jwt"
+        if asserted.auth_method not in ("any", "private_key_jwt"):
+            raise _invalid_client(f"The client is configured for {asserted.auth_method}.")
+        return asserted, "private_key_jwt"
     else:
         raise _invalid_client("Client authentication is required.")
     client = tenant.clients.get(client_id)

@@ -1,0 +1,72 @@
+"""``HttpxOnBehalfOf``: the ``httpx`` twin of :class:`~django_auth0_obo.downstream.OnBehalfOf`.
+
+Same rules (:class:`~django_auth0_obo.downstream.DownstreamCall`), for ``httpx.Client`` and, the
+reason it exists, ``httpx.AsyncClient``: under ``async`` the exchange (a database read on a cache
+hit, an HTTPS call on a miss) runs through ``sync_to_async``, so the event loop is never blocked
+and Django's async-safety guard is never tripped. Requires the optional ``httpx`` package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import TYPE_CHECKING
+
+import httpx
+from asgiref.sync import sync_to_async
+
+from django_auth0_obo.downstream import DownstreamCall
+
+if TYPE_CHECKING:
+    from django_auth0_obo.verified import VerifiedToken
+
+
+class HttpxOnBehalfOf(httpx.Auth):
+    """``httpx`` auth: call ``audience``'s API as the user behind ``token``."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        token: str | VerifiedToken,
+        audience: str,
+        scope: str | None = None,
+        *,
+        require_dpop: bool | None = None,
+    ) -> None:
+        self.token = token
+        self.audience = audience
+        self.scope = scope
+        self.require_dpop = require_dpop
+
+    def _call(self) -> DownstreamCall:
+        return DownstreamCall(self.token, self.audience, self.scope, require_dpop=self.require_dpop)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        call = self._call()
+        call.exchange()
+        while True:
+            _apply(call, request)
+            response = yield request
+            step = call.next_step(str(request.url), response.status_code, response.headers)
+            if step is None:
+                return
+            if step == "refresh":
+                call.refresh()
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        call = await sync_to_async(self._call)()
+        await sync_to_async(call.exchange)()
+        while True:
+            await sync_to_async(_apply)(call, request)
+            response = yield request
+            step = call.next_step(str(request.url), response.status_code, response.headers)
+            if step is None:
+                return
+            if step == "refresh":
+                await sync_to_async(call.refresh)()
+
+
+def _apply(call: DownstreamCall, request: httpx.Request) -> None:
+    request.headers.update(call.headers(request.method, str(request.url)))

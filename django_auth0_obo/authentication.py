@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, dpop, dpop_nonce, forwarded_ip, signals, tokens
+from django_auth0_obo import challenges, domains, dpop, dpop_nonce, forwarded_ip, signals, tokens
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
@@ -46,6 +46,7 @@ class Auth0Authentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
         forwarded_ip.remember_request(request._request)
+        domains.remember_request(request._request)
         try:
             credentials = self.get_credentials(request)
             if credentials is None:

@@ -17,6 +17,7 @@ from django_auth0_obo.conf import (
     DPOP_MODES,
     SETTINGS_NAME,
 )
+from django_auth0_obo.domains import is_host_port as _is_host_port
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
 
@@ -37,13 +38,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def _is_host_port(domain: Any) -> bool:
-    if not isinstance(domain, str) or not domain or any(c in domain for c in "/?#@ \\"):
-        return False
-    host, _, port = domain.rpartition(":") if ":" in domain else (domain, "", "")
-    return bool(host) and (not port or port.isdigit())
-
-
 @register(Tags.security, "auth0_obo")
 def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Validate ``AUTH0_OBO`` without touching the network."""
@@ -59,8 +53,12 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if unknown:
         errors.append(_error(f"Unknown {SETTINGS_NAME} key(s): {', '.join(unknown)}.", 8))
 
-    domains = _as_list(conf["DOMAINS"]) or _as_list(conf["DOMAIN"])
-    if not domains:
+    domains_resolver = conf["DOMAINS"] if isinstance(conf["DOMAINS"], str) else None
+    domains = [] if domains_resolver else _as_list(conf["DOMAINS"])
+    domains = domains or _as_list(conf["DOMAIN"])
+    if domains_resolver:
+        errors.extend(_resolver_errors(domains_resolver))
+    elif not domains:
         errors.append(_error("DOMAIN (or DOMAINS) is required.", 1))
     for domain in domains:
         if not _is_host_port(domain):
@@ -215,3 +213,14 @@ def _surface_errors(conf: dict[str, Any]) -> list[CheckMessage]:
 
 
 NONCE_MIDDLEWARE = "django_auth0_obo.middleware.DPoPNonceMiddleware"
+
+
+def _resolver_errors(path: str) -> list[CheckMessage]:
+    """DOMAINS given as the import string of a ``(request) -> domains`` callable."""
+    try:
+        target = import_string(path)
+    except ImportError:
+        return [_error(f"DOMAINS {path!r} cannot be imported.", 40)]
+    if not callable(target):
+        return [_error(f"DOMAINS {path!r} is not callable.", 41)]
+    return []

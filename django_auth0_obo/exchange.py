@@ -26,8 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import signals, token_endpoint
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo import domains, signals, token_endpoint
 from django_auth0_obo.exceptions import TokenExchangeError
 from django_auth0_obo.exchange_params import (
     check_optional,
@@ -106,6 +105,11 @@ class _Subject:
     def exp(self) -> int | None:
         exp = self.claims.get("exp")
         return int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+    @property
+    def domain(self) -> str:
+        """The tenant domain to exchange at: the accepted one that issued this token."""
+        return domains.exchange_domain(self.claims)
 
 
 @dataclass
@@ -293,7 +297,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
 
 def _fetch(exchange: _Exchange) -> IssuedToken:
     """Ask the tenant; turn its answer into what the cache keeps."""
-    response = token_endpoint.post(exchange.form)
+    response = token_endpoint.post(exchange.form, domain=exchange.subject.domain)
     body = response.body
     expires_at = int(response.sent_at) + response.expires_in
     subject_exp = exchange.subject.exp
@@ -378,7 +382,7 @@ def _key_parts(
         "audience": audience,
         "scope": normalize_scope(scope),
         "client_id": client_id,
-        "domain": obo_settings.primary_domain,
+        "domain": subject.domain,
         "dpop_jkt": token_endpoint.client_jkt(),
     }
 

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.core.cache import caches
 from jwt.algorithms import Algorithm, get_default_algorithms
 
-from django_auth0_obo import http
+from django_auth0_obo import domains, http
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 
@@ -139,7 +139,7 @@ def get_verification_key(issuer: str, kid: str, alg: str) -> VerificationKey:
     Raises InvalidToken for an issuer we do not trust (checked before any fetch), an unknown
     ``kid`` or a key of another family; TenantUnavailable when no keys can be had at all.
     """
-    if issuer not in obo_settings.issuers:
+    if issuer not in domains.accepted_issuers():
         raise InvalidToken("Invalid issuer.")
     now = time.time()
     keyset = _local.get(issuer)

@@ -65,9 +65,10 @@ class TokenResponse:
         return self.body["expires_in"]
 
 
-def token_endpoint_url() -> str:
-    """``https://<primary domain>/oauth/token``: where Auth0 serves every grant."""
-    return f"https://{obo_settings.primary_domain}/oauth/token"
+def token_endpoint_url(domain: str | None = None) -> str:
+    """``https://<domain>/oauth/token`` (default: the first domain): where Auth0 serves every
+    grant; with custom domains, the one that issued the subject token (see ``domains``)."""
+    return f"https://{domain or obo_settings.primary_domain}/oauth/token"
 
 
 def client_credentials() -> tuple[str, str]:
@@ -105,11 +106,12 @@ def basic_authorization(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
-def post(form: Mapping[str, FormValue]) -> TokenResponse:
-    """POST ``form`` (plus client authentication) to the token endpoint; raise on failure."""
+def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenResponse:
+    """POST ``form`` (plus client authentication) to ``domain``'s token endpoint (default: the
+    first domain); raise on failure."""
     client_id, secret = client_credentials()
-    url = token_endpoint_url()
-    domain = obo_settings.primary_domain
+    domain = domain or obo_settings.primary_domain
+    url = token_endpoint_url(domain)
     data: dict[str, FormValue] = dict(form)
     headers = {"Accept": "application/json", **forwarded_ip.forwarding_headers()}
     method = obo_settings.CLIENT_AUTH_METHOD

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django_auth0_obo import keys
+from django_auth0_obo import domains, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
@@ -157,8 +157,11 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     digest = hashlib.sha256(raw).digest()
     now = time.time()
 
+    issuers = domains.accepted_issuers()
     remembered = _memo.get(digest, now)
     if remembered is not None:
+        if remembered["iss"] not in issuers:  # verified for another request's domains
+            raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
         _check_audience(remembered["aud"], audiences)
@@ -169,7 +172,7 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     iss = claims.get("iss")
     if iss is None:
         raise InvalidToken("Missing required claim: iss.")
-    if type(iss) is not str or iss not in policy.issuers:
+    if type(iss) is not str or iss not in issuers:
         raise InvalidToken("Invalid issuer.")
     key = keys.get_verification_key(iss, header["kid"], alg)
     try:

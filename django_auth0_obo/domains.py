@@ -49,7 +49,7 @@ def resolver() -> Callable[[Any], Any] | None:
         return _resolvers[value]
     except KeyError:
         pass
-    target = import_string(value)
+    target: Callable[[Any], Any] = import_string(value)
     if not callable(target):
         raise ImproperlyConfigured(f"AUTH0_OBO DOMAINS {value!r} is not callable.")
     _resolvers[value] = target

@@ -67,7 +67,7 @@ class CalendarProxyView(APIView):
         downstream = requests.get(
             settings.SURFACE_DOWNSTREAM_URL,
             auth=OnBehalfOf(request.auth, CALENDAR_API, "calendar:read"),
-            verify=settings.AUTH0_OBO["TLS_CA_BUNDLE"],
+            verify=settings.SURFACE_DOWNSTREAM_CA,
             timeout=10,
         )
         return Response(downstream.json(), status=downstream.status_code)

@@ -42,7 +42,7 @@ def api(auth0_tenant: LocalTenant) -> Iterator[LocalResourceServer]:
 
 def call(tenant: LocalTenant, api: LocalResourceServer, **kwargs: Any) -> requests.Response:
     auth = OnBehalfOf(kwargs.pop("token", None) or user_token(tenant), DOWNSTREAM, **kwargs)
-    return requests.get(api.url("/events"), auth=auth, verify=tenant.ca_bundle, timeout=10)
+    return requests.get(api.url("/events"), auth=auth, verify=api.ca_bundle, timeout=10)
 
 
 def statuses(api: LocalResourceServer) -> list[tuple[int, str | None]]:
@@ -95,7 +95,7 @@ def test_a_post_body_survives_the_nonce_retry(bound: LocalTenant, api: LocalReso
     api.require_nonce = True
     auth = OnBehalfOf(user_token(bound), DOWNSTREAM)
     response = requests.post(
-        api.url("/events"), data=b"payload", auth=auth, verify=bound.ca_bundle, timeout=10
+        api.url("/events"), data=b"payload", auth=auth, verify=api.ca_bundle, timeout=10
     )
     assert response.status_code == 200
     assert response.json()["method"] == "POST"
@@ -177,6 +177,7 @@ def test_a_view_calls_the_downstream_api_with_the_users_dpop_token(
 ) -> None:
     settings.ROOT_URLCONF = "tests.surface_urls"
     settings.SURFACE_DOWNSTREAM_URL = api.url("/events")
+    settings.SURFACE_DOWNSTREAM_CA = api.ca_bundle
     api.require_nonce = True
     incoming = user_token(bound, cnf_jkt=dpop_key.jkt)
     proof = dpop_key.proof("GET", "http://testserver/calendar", incoming)
@@ -195,7 +196,7 @@ def test_the_httpx_twin_does_the_same_with_a_sync_client(
 ) -> None:
     api.require_nonce = True
     token = user_token(bound)
-    with httpx.Client(verify=ssl.create_default_context(cafile=bound.ca_bundle)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=api.ca_bundle)) as client:
         response = client.get(api.url("/events"), auth=HttpxOnBehalfOf(token, DOWNSTREAM))
         assert response.status_code == 200
         assert response.json()["scheme"] == "DPoP"
@@ -217,7 +218,7 @@ def test_the_httpx_twin_works_with_an_async_client(
     token = user_token(bound)
 
     async def main() -> list[int]:
-        context = ssl.create_default_context(cafile=bound.ca_bundle)
+        context = ssl.create_default_context(cafile=api.ca_bundle)
         async with httpx.AsyncClient(verify=context) as client:
             first = await client.get(api.url("/a"), auth=HttpxOnBehalfOf(token, DOWNSTREAM))
             api.revoke_next(1)

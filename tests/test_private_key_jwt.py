@@ -18,7 +18,7 @@ from django_auth0_obo.checks import check_settings
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
 from django_auth0_obo.exchange import get_token_on_behalf_of
 from django_auth0_obo.testing.config import CALENDAR_API, MCP_API
-from django_auth0_obo.testing.jwk import private_jwk
+from django_auth0_obo.testing.jwk_encoding import private_jwk
 from tests.exchange_support import DOWNSTREAM, user_token
 
 pytestmark = pytest.mark.django_db

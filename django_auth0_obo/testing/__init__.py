@@ -20,15 +20,19 @@ if TYPE_CHECKING:
         DEFAULT_AUDIENCE,
         DEFAULT_CLIENT_ID,
         DEFAULT_CONNECTION,
+        GRANT_CLIENT_CREDENTIALS,
+        GRANT_FEDERATED,
+        GRANT_TOKEN_EXCHANGE,
         MCP_API,
+        TOKEN_TYPE_ACCESS_TOKEN,
+        TOKEN_TYPE_FEDERATED,
         ApiConfig,
         ClientConfig,
         ConnectionConfig,
         ExchangeProfileError,
     )
-    from django_auth0_obo.testing.dpop import DPoPKey
     from django_auth0_obo.testing.dpop_client import DPoPClient
-    from django_auth0_obo.testing.jwk import access_token_hash, jwk_thumbprint
+    from django_auth0_obo.testing.jwk_encoding import access_token_hash, jwk_thumbprint
     from django_auth0_obo.testing.jws import (
         REMOVE,
         decode_unverified,
@@ -38,15 +42,9 @@ if TYPE_CHECKING:
         tamper_signature,
         unsigned_token,
     )
-    from django_auth0_obo.testing.tenant import FederatedToken, LocalTenant
-    from django_auth0_obo.testing.token_endpoint import (
-        GRANT_CLIENT_CREDENTIALS,
-        GRANT_FEDERATED,
-        GRANT_TOKEN_EXCHANGE,
-        TOKEN_TYPE_ACCESS_TOKEN,
-        TOKEN_TYPE_FEDERATED,
-        TokenRequest,
-    )
+    from django_auth0_obo.testing.proofs import DPoPKey
+    from django_auth0_obo.testing.state import FederatedToken, TokenRequest
+    from django_auth0_obo.testing.tenant import LocalTenant
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
@@ -61,13 +59,18 @@ _EXPORTS: dict[str, str] = {
             "ClientConfig",
             "ConnectionConfig",
             "ExchangeProfileError",
+            "GRANT_CLIENT_CREDENTIALS",
+            "GRANT_FEDERATED",
+            "GRANT_TOKEN_EXCHANGE",
+            "TOKEN_TYPE_ACCESS_TOKEN",
+            "TOKEN_TYPE_FEDERATED",
         ],
         "config",
     ),
-    "DPoPKey": "dpop",
+    "DPoPKey": "proofs",
     "DPoPClient": "dpop_client",
-    "access_token_hash": "jwk",
-    "jwk_thumbprint": "jwk",
+    "access_token_hash": "jwk_encoding",
+    "jwk_thumbprint": "jwk_encoding",
     **dict.fromkeys(
         [
             "REMOVE",
@@ -80,19 +83,9 @@ _EXPORTS: dict[str, str] = {
         ],
         "jws",
     ),
-    "FederatedToken": "tenant",
+    "FederatedToken": "state",
+    "TokenRequest": "state",
     "LocalTenant": "tenant",
-    **dict.fromkeys(
-        [
-            "GRANT_CLIENT_CREDENTIALS",
-            "GRANT_FEDERATED",
-            "GRANT_TOKEN_EXCHANGE",
-            "TOKEN_TYPE_ACCESS_TOKEN",
-            "TOKEN_TYPE_FEDERATED",
-            "TokenRequest",
-        ],
-        "token_endpoint",
-    ),
 }
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +20,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 if TYPE_CHECKING:
     from django_auth0_obo.testing.config import ClientConfig
-    from django_auth0_obo.testing.tenant import LocalTenant
+
+
+class AssertionAudience(Protocol):
+    """What the check needs of the tenant state (a Protocol: the state imports this module)."""
+
+    clients: dict[str, ClientConfig]
+    assertion_jtis: AssertionJtis
+
+    @property
+    def token_endpoint(self) -> str: ...
+
+    @property
+    def issuer(self) -> str: ...
+
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: What Auth0 accepts for client assertions.
@@ -71,7 +84,7 @@ class AssertionJtis:
             return True
 
 
-def authenticate_assertion(tenant: LocalTenant, form: Mapping[str, Any]) -> ClientConfig:
+def authenticate_assertion(state: AssertionAudience, form: Mapping[str, Any]) -> ClientConfig:
     """The client a ``client_assertion`` form authenticates; raises AssertionRefused."""
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise AssertionRefused(f"client_assertion_type must be {ASSERTION_TYPE}.")
@@ -83,7 +96,7 @@ def authenticate_assertion(tenant: LocalTenant, form: Mapping[str, Any]) -> Clie
     except jwt.InvalidTokenError as exc:
         raise AssertionRefused("client_assertion is not a JWT.") from exc
     client_id = unverified.get("iss")
-    client = tenant.clients.get(client_id) if isinstance(client_id, str) else None
+    client = state.clients.get(client_id) if isinstance(client_id, str) else None
     if client is None or client.public_key is None:
         raise AssertionRefused("Unknown client or no key registered for private_key_jwt.")
     if form.get("client_id", client_id) != client_id:
@@ -93,7 +106,7 @@ def authenticate_assertion(tenant: LocalTenant, form: Mapping[str, Any]) -> Clie
             assertion,
             load_public_key(client.public_key),
             algorithms=list(ASSERTION_ALGORITHMS),
-            audience=[tenant.token_endpoint, tenant.issuer],
+            audience=[state.token_endpoint, state.issuer],
             issuer=client_id,
             leeway=_CLOCK_SKEW,
             options={"require": ["iss", "sub", "aud", "exp", "jti"]},
@@ -107,6 +120,6 @@ def authenticate_assertion(tenant: LocalTenant, form: Mapping[str, Any]) -> Clie
     jti = claims["jti"]
     if not isinstance(jti, str) or not jti:
         raise AssertionRefused("The assertion's jti is malformed.")
-    if not tenant.assertion_jtis.first_use(client_id, jti, float(claims["exp"])):
+    if not state.assertion_jtis.first_use(client_id, jti, float(claims["exp"])):
         raise AssertionRefused("The assertion's jti was already used.")
     return client

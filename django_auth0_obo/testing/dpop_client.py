@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_auth0_obo.testing.dpop import DPoPKey
+from django_auth0_obo.testing.proofs import DPoPKey
 
 NONCE_HEADER = "DPoP-Nonce"
 

@@ -6,31 +6,41 @@ expiry, its own audience), enforces sender-constraining (a ``cnf.jkt`` token onl
 scheme and a proof with matching key, ``htm``, ``htu``, ``ath`` and an unused ``jti``), can demand
 server nonces (``require_nonce``), can insist on bound tokens (``dpop_required``) and can revoke
 the next tokens it sees (``revoke_next``) to exercise a client's refresh. Every request is recorded
-without its token or proof. It shares the tenant's CA, so ``TLS_CA_BUNDLE`` covers both.
+without its token or proof. It has its own throwaway CA (``ca_bundle``), like a real API that is
+not the tenant.
 
     with LocalResourceServer(tenant, "https://calendar-api.example.com") as api:
-        requests.get(api.url("/events"), auth=OnBehalfOf(request.auth, api.audience))
+        requests.get(api.url("/events"), auth=OnBehalfOf(request.auth, api.audience),
+                     verify=api.ca_bundle)
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 
-from django_auth0_obo.testing.dpop import ProofError, check_proof
-from django_auth0_obo.testing.jwk import access_token_hash
+from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
+from django_auth0_obo.testing.jwk_encoding import access_token_hash
+from django_auth0_obo.testing.proofs import ProofError, check_proof
 from django_auth0_obo.testing.server import TenantHTTPServer
+from django_auth0_obo.testing.state import TenantState
 
-if TYPE_CHECKING:
-    from django_auth0_obo.testing.tenant import LocalTenant
+
+class HasTenantState(Protocol):
+    """A ``LocalTenant`` (whose tokens the resource server accepts), by what it offers."""
+
+    state: TenantState
 
 
 @dataclass(frozen=True)
@@ -60,14 +70,14 @@ class LocalResourceServer:
 
     def __init__(
         self,
-        tenant: LocalTenant,
+        tenant: HasTenantState,
         audience: str,
         *,
         require_nonce: bool = False,
         dpop_required: bool = False,
         host: str = "127.0.0.1",
     ) -> None:
-        self.tenant = tenant
+        self.state = tenant.state
         self.audience = audience
         self.require_nonce = require_nonce
         self.dpop_required = dpop_required
@@ -79,14 +89,15 @@ class LocalResourceServer:
         self._lock = threading.Lock()
         self._server: TenantHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tmpdir: Path | None = None
+        self._tls: TLSFiles | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalResourceServer:
-        tls = self.tenant._tls
-        if tls is None:
-            raise RuntimeError("start the tenant first: the resource server uses its CA")
-        server = TenantHTTPServer(("127.0.0.1", 0), self.tenant, tls.server_context())
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="auth0-local-api-"))
+        self._tls = generate_tls_files(self._tmpdir)
+        server = TenantHTTPServer(("127.0.0.1", 0), self.state, self._tls.server_context())
         server.RequestHandlerClass = ResourceRequestHandler
         server.resource = self  # type: ignore[attr-defined]
         self._server = server
@@ -105,6 +116,9 @@ class LocalResourceServer:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = self._tls = None
 
     def __enter__(self) -> LocalResourceServer:
         return self.start()
@@ -122,6 +136,13 @@ class LocalResourceServer:
         if self._server is None:
             raise RuntimeError("the resource server is not started")
         return int(self._server.server_address[1])
+
+    @property
+    def ca_bundle(self) -> str:
+        """Path of this API's CA certificate (``verify=`` for the downstream call)."""
+        if self._tls is None:
+            raise RuntimeError("the resource server is not started")
+        return str(self._tls.ca_cert)
 
     def url(self, path: str = "/") -> str:
         return f"https://{self.host}:{self.port}{path}"
@@ -153,7 +174,7 @@ class LocalResourceServer:
         try:
             scheme, token = _credentials(headers.get("authorization"))
             try:
-                claims = self.tenant.verify(token, audience=self.audience)
+                claims = self.state.verify(token, audience=self.audience)
             except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
                 raise _Refusal("invalid_token", "The access token is not valid here.") from exc
             sub = claims.get("sub")

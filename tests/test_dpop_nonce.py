@@ -183,3 +183,24 @@ def test_checks_want_the_middleware_and_dpop(auth0_tenant: LocalTenant, settings
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, MIDDLEWARE]
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "DPOP_MODE": "allowed"}
     assert not {"auth0_obo.E038", "auth0_obo.E039"} & {m.id for m in check_settings()}
+
+
+def test_the_middleware_works_under_asgi(
+    tenant: LocalTenant, dpop_key: DPoPKey, settings: Any
+) -> None:
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    token = tenant.mint(cnf_jkt=dpop_key.jkt)
+    client = AsyncClient()
+    first = async_to_sync(client.get)(
+        PATH, headers={"Authorization": f"DPoP {token}", "DPoP": dpop_key.proof("GET", URL, token)}
+    )
+    assert first.status_code == 401
+    nonce = first.headers["DPoP-Nonce"]
+    proof = dpop_key.proof("GET", URL, token, nonce=nonce)
+    second = async_to_sync(client.get)(
+        PATH, headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+    )
+    assert second.status_code == 200
+    assert dpop_nonce.is_valid(second.headers["DPoP-Nonce"])

@@ -161,12 +161,13 @@ class DownstreamCall:
         return None
 
 
-class OnBehalfOf(AuthBase):
-    """``requests`` auth: call ``audience``'s API as the user behind ``token``.
+class DownstreamAuth:
+    """What both auth flavours are built from; each request gets its own :class:`DownstreamCall`.
 
     ``token`` is ``request.auth`` (a proof-verified ``VerifiedToken``) or a raw token string;
-    ``scope`` narrows the exchanged token. Exchange failures raise ``TokenExchangeError`` before
-    anything is sent.
+    ``scope`` narrows the exchanged token; ``require_dpop`` refuses unbound tokens (default: when
+    DPOP_CLIENT_KEY is set). Exchange failures raise ``TokenExchangeError`` before anything is
+    sent.
     """
 
     def __init__(
@@ -182,15 +183,22 @@ class OnBehalfOf(AuthBase):
         self.scope = scope
         self.require_dpop = require_dpop
 
+    def new_call(self) -> DownstreamCall:
+        return DownstreamCall(self.token, self.audience, self.scope, require_dpop=self.require_dpop)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} audience={self.audience!r} scope={self.scope!r}>"
+
+
+class OnBehalfOf(DownstreamAuth, AuthBase):
+    """``requests`` auth: call ``audience``'s API as the user behind ``token``."""
+
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        call = DownstreamCall(self.token, self.audience, self.scope, require_dpop=self.require_dpop)
+        call = self.new_call()
         call.exchange()
         request.headers.update(call.headers(request.method or "GET", request.url or ""))
         request.register_hook("response", _RetryHook(call))  # type: ignore[no-untyped-call]
         return request
-
-    def __repr__(self) -> str:
-        return f"<OnBehalfOf audience={self.audience!r} scope={self.scope!r}>"
 
 
 class _RetryHook:

@@ -9,40 +9,20 @@ and Django's async-safety guard is never tripped. Requires the optional ``httpx`
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING
 
 import httpx
 from asgiref.sync import sync_to_async
 
-from django_auth0_obo.downstream import DownstreamCall
-
-if TYPE_CHECKING:
-    from django_auth0_obo.verified import VerifiedToken
+from django_auth0_obo.downstream import DownstreamAuth, DownstreamCall
 
 
-class HttpxOnBehalfOf(httpx.Auth):
+class HttpxOnBehalfOf(DownstreamAuth, httpx.Auth):
     """``httpx`` auth: call ``audience``'s API as the user behind ``token``."""
 
     requires_request_body = True
 
-    def __init__(
-        self,
-        token: str | VerifiedToken,
-        audience: str,
-        scope: str | None = None,
-        *,
-        require_dpop: bool | None = None,
-    ) -> None:
-        self.token = token
-        self.audience = audience
-        self.scope = scope
-        self.require_dpop = require_dpop
-
-    def _call(self) -> DownstreamCall:
-        return DownstreamCall(self.token, self.audience, self.scope, require_dpop=self.require_dpop)
-
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        call = self._call()
+        call = self.new_call()
         call.exchange()
         while True:
             _apply(call, request)
@@ -56,7 +36,7 @@ class HttpxOnBehalfOf(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        call = await sync_to_async(self._call)()
+        call = await sync_to_async(self.new_call)()
         await sync_to_async(call.exchange)()
         while True:
             await sync_to_async(_apply)(call, request)

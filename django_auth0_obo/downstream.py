@@ -81,23 +81,16 @@ def forget_cached_token(token: str | VerifiedToken, audience: str, scope: str | 
 class DownstreamCall:
     """One logical downstream call: the token to send, its headers, and what a 401 means."""
 
-    def __init__(
-        self,
-        token: str | VerifiedToken,
-        audience: str,
-        scope: str | None = None,
-        *,
-        require_dpop: bool | None = None,
-    ) -> None:
+    def __init__(self, auth: DownstreamAuth) -> None:
         from django_auth0_obo import token_endpoint
 
-        self.token = token
-        self.audience = audience
-        self.scope = scope
+        self.token = auth.token
+        self.audience = auth.audience
+        self.scope = auth.scope
         uses_dpop = token_endpoint.uses_dpop()
-        if require_dpop and not uses_dpop:
+        if auth.require_dpop and not uses_dpop:
             raise ConfigurationError("require_dpop=True needs AUTH0_OBO DPOP_CLIENT_KEY.")
-        self.require_dpop = uses_dpop if require_dpop is None else require_dpop
+        self.require_dpop = uses_dpop if auth.require_dpop is None else auth.require_dpop
         self.result: OnBehalfOfTokenResult | None = None
         self.nonce_retried = False
         self.refreshed = False
@@ -184,7 +177,7 @@ class DownstreamAuth:
         self.require_dpop = require_dpop
 
     def new_call(self) -> DownstreamCall:
-        return DownstreamCall(self.token, self.audience, self.scope, require_dpop=self.require_dpop)
+        return DownstreamCall(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} audience={self.audience!r} scope={self.scope!r}>"

@@ -7,6 +7,7 @@ from typing import Any
 
 import jwt
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from django_auth0_obo import forwarded_ip
@@ -103,9 +104,12 @@ def test_each_thread_forwards_its_own_user(tenant: Any) -> None:
     seen: dict[str, str | None] = {}
 
     def work(ip: str) -> None:
-        with forwarded_ip.user_ip(ip):
-            barrier.wait()
-            get_token_on_behalf_of(user_token(tenant, sub=f"auth0|{ip}"), DOWNSTREAM)
+        try:
+            with forwarded_ip.user_ip(ip):
+                barrier.wait()
+                get_token_on_behalf_of(user_token(tenant, sub=f"auth0|{ip}"), DOWNSTREAM)
+        finally:
+            connections.close_all()
 
     barrier = threading.Barrier(2)
     threads = [threading.Thread(target=work, args=(ip,)) for ip in ("192.0.2.10", "192.0.2.20")]

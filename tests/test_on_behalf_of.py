@@ -159,6 +159,27 @@ def test_an_unbound_token_is_not_forwarded_when_a_bound_one_was_asked_for(
     assert api.requests == []  # nothing was sent downstream
 
 
+def test_a_view_refusing_to_forward_an_unbound_token_answers_502_exchange_failed(
+    bound: LocalTenant, api: LocalResourceServer, settings: Any, dpop_key: DPoPKey
+) -> None:
+    """Whose problem: this API's tenant configuration, so the caller sees a generic 502."""
+    bound.add_api(DOWNSTREAM, ("calendar:read", "calendar:write"), allow_dpop=False)
+    settings.ROOT_URLCONF = "tests.surface_urls"
+    settings.SURFACE_DOWNSTREAM_URL = api.url("/events")
+    settings.SURFACE_DOWNSTREAM_CA = api.ca_bundle
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "EXCEPTION_HANDLER": "django_auth0_obo.api_exceptions.exception_handler",
+    }
+    incoming = user_token(bound, cnf_jkt=dpop_key.jkt)
+    proof = dpop_key.proof("GET", "http://testserver/calendar", incoming)
+
+    response = APIClient().get("/calendar", HTTP_AUTHORIZATION=f"DPoP {incoming}", HTTP_DPOP=proof)
+    assert response.status_code == 502
+    assert response.json()["code"] == "exchange_failed"
+    assert api.requests == []
+
+
 def test_an_unbound_token_may_be_sent_when_the_caller_says_so(
     bound: LocalTenant, api: LocalResourceServer
 ) -> None:

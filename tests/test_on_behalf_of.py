@@ -107,19 +107,7 @@ def test_a_second_nonce_demand_reaches_the_caller(
     bound: LocalTenant, api: LocalResourceServer
 ) -> None:
     api.require_nonce = True
-    api.nonce = "never-given-out"
-
-    def rotate(*_: Any) -> None:
-        api.rotate_nonce()
-
-    original = api.handle
-
-    def handle(method: str, url: str, headers: dict[str, str]) -> Any:
-        answer = original(method, url, headers)
-        rotate()
-        return answer
-
-    api.handle = handle  # type: ignore[method-assign]
+    api.rotate_nonce_on_demand = True
     response = call(bound, api)
     assert response.status_code == 401
     assert statuses(api) == [(401, "use_dpop_nonce"), (401, "use_dpop_nonce")]

@@ -83,6 +83,9 @@ class LocalResourceServer:
         self.dpop_required = dpop_required
         self.host = host
         self.nonce = secrets.token_urlsafe(16)
+        #: Hand out a new nonce after every ``use_dpop_nonce`` (a server whose nonces a client
+        #: can never catch up with), to test that clients retry only once.
+        self.rotate_nonce_on_demand = False
         self._revoke = 0
         self._jtis: set[str] = set()
         self._records: list[ResourceRequest] = []
@@ -201,6 +204,8 @@ class LocalResourceServer:
             out = {"WWW-Authenticate": challenge}
             if refusal.error == "use_dpop_nonce":
                 out["DPoP-Nonce"] = self.nonce
+                if self.rotate_nonce_on_demand:
+                    self.rotate_nonce()
             self._record(method, url, scheme, status, refusal.error, sub, nonce, headers)
             return status, reply, out
         self._record(method, url, scheme, 200, None, sub, nonce, headers)

@@ -13,7 +13,6 @@ the setting and never echo key material.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -26,10 +25,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from django_auth0_obo import conf
+from django_auth0_obo import conf, jose
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import ConfigurationError
-from django_auth0_obo.jwk import MIN_RSA_BITS
+from django_auth0_obo.jose import MIN_RSA_BITS
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHM = "RS256"
@@ -58,7 +57,7 @@ def parse_assertion_key(value: Any) -> AssertionKey:
         value = value.decode("utf-8", "replace")
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
-            value = json.loads(value)
+            value = jose.loads(value)
         except ValueError:
             raise ConfigurationError(_NOT_RSA) from None
     if isinstance(value, Mapping):

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.jwk import b64url_decode, b64url_encode
+from django_auth0_obo.jose import b64url_decode, b64url_encode
 
 HEADER = "DPoP-Nonce"
 #: Length of one nonce time slot; a nonce is accepted for one to two slots.

@@ -17,16 +17,14 @@ The only safe input is therefore a :class:`VerifiedToken` whose DPoP proof was v
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import domains, exchange_errors, signals, token_endpoint
+from django_auth0_obo import domains, exchange_errors, jose, signals, token_endpoint
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
 from django_auth0_obo.exchange_params import (
@@ -416,15 +414,10 @@ def _peek(token: str) -> dict[str, Any]:
 
     Only the payload segment is decoded: this runs on every call, cache hits included.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    payload = parts[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError, RecursionError):
+        return jose.decode_object(jose.split_compact(token.encode("ascii"))[1])
+    except (jose.JOSEError, UnicodeEncodeError, AttributeError):
         return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _bound_jkt(claims: Mapping[str, Any]) -> str | None:

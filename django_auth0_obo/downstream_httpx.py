@@ -2,8 +2,8 @@
 
 Same rules (:class:`~django_auth0_obo.downstream.DownstreamCall`), for ``httpx.Client`` and, the
 reason it exists, ``httpx.AsyncClient``: under ``async`` the exchange (a database read on a cache
-hit, an HTTPS call on a miss) runs through ``sync_to_async``, so the event loop is never blocked
-and Django's async-safety guard is never tripped. Requires the optional ``httpx`` package.
+hit, an HTTPS call on a miss) runs in a worker thread (``workers.run_in_worker``), so the event
+loop is never blocked and Django's async-safety guard is never tripped. Requires ``httpx``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 
 import httpx
-from asgiref.sync import sync_to_async
 
 from django_auth0_obo.downstream import DownstreamAuth, DownstreamCall
+from django_auth0_obo.workers import run_in_worker
 
 
 class HttpxOnBehalfOf(DownstreamAuth, httpx.Auth):
@@ -36,16 +36,16 @@ class HttpxOnBehalfOf(DownstreamAuth, httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        call = await sync_to_async(self.new_call)()
-        await sync_to_async(call.exchange)()
+        call = await run_in_worker(self.new_call)
+        await run_in_worker(call.exchange)
         while True:
-            await sync_to_async(_apply)(call, request)
+            await run_in_worker(_apply, call, request)
             response = yield request
             step = call.next_step(str(request.url), response.status_code, response.headers)
             if step is None:
                 return
             if step == "refresh":
-                await sync_to_async(call.refresh)()
+                await run_in_worker(call.refresh)
 
 
 def _apply(call: DownstreamCall, request: httpx.Request) -> None:

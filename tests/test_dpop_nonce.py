@@ -204,3 +204,15 @@ def test_the_middleware_works_under_asgi(
     )
     assert second.status_code == 200
     assert dpop_nonce.is_valid(second.headers["DPoP-Nonce"])
+
+
+def test_verify_outside_drf_demands_the_nonce_too(tenant: LocalTenant, dpop_key: DPoPKey) -> None:
+    from django_auth0_obo import verify
+    from django_auth0_obo.exceptions import UseDPoPNonce
+
+    token = tenant.mint(cnf_jkt=dpop_key.jkt)
+    with pytest.raises(UseDPoPNonce) as caught:
+        verify(f"DPoP {token}", method="GET", url=URL, dpop=dpop_key.proof("GET", URL, token))
+    assert 'error="use_dpop_nonce"' in caught.value.www_authenticate
+    proof = dpop_key.proof("GET", URL, token, nonce=dpop_nonce.issue())
+    assert verify(f"DPoP {token}", method="GET", url=URL, dpop=proof).jkt == dpop_key.jkt

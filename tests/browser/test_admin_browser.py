@@ -153,35 +153,26 @@ def seed_demo_week() -> None:
     rogue client refused, a nested chain), spread over a week, some rows aggregated."""
     now = timezone.now()
     calendar, mcp = "https://calendar-api.example.com", "https://mcp.example.com"
+    exchange = {
+        "kind": "exchange",
+        "grant": "on_behalf_of",
+        "subject": "auth0|alice",
+        "current_actor": "mcp-server-client",
+        "delegation_chain": ["mcp-server-client"],
+        "depth": 1,
+        "audience": mcp,
+        "target_audience": calendar,
+        "outcome": "allowed",
+    }
     for day in range(7):
         at = now - timedelta(days=day, minutes=5)
+        DelegationEvent.objects.create(created_at=at, cache_hit=False, **exchange)
         DelegationEvent.objects.create(
             created_at=at,
-            kind="exchange",
-            grant="on_behalf_of",
-            subject="auth0|alice",
-            current_actor="mcp-server-client",
-            delegation_chain=["mcp-server-client"],
-            depth=1,
-            audience=mcp,
-            target_audience=calendar,
-            cache_hit=False,
-            outcome="allowed",
-        )
-        DelegationEvent.objects.create(
-            created_at=at,
-            kind="exchange",
-            grant="on_behalf_of",
-            subject="auth0|alice",
-            current_actor="mcp-server-client",
-            delegation_chain=["mcp-server-client"],
-            depth=1,
-            audience=mcp,
-            target_audience=calendar,
             cache_hit=True,
             count=3 + day,
             last_seen_at=at + timedelta(minutes=2),
-            outcome="allowed",
+            **exchange,
         )
         for subject in ("auth0|alice", "auth0|bob")[: 1 + day % 2]:
             DelegationEvent.objects.create(

@@ -130,6 +130,7 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         state = self.server.state
+        generation = state.generation
         path = urlsplit(self.path).path or "/"
         name = ROUTES.get(path) or authorization_server.ROUTES.get(path)
         body = self._read_body()
@@ -140,6 +141,11 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
         self._trickle = fault.trickle if fault is not None else 0.0
         if fault is not None:
             if fault.delay and self.server.stopping.wait(fault.delay):
+                self.close_connection = True
+                return
+            if not state.is_current(generation):
+                # The tenant was reset while this request waited (its client timed out and the
+                # test moved on): answering would log it into the next test's token requests.
                 self.close_connection = True
                 return
             if fault.close:

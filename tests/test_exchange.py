@@ -44,6 +44,7 @@ def claims_of(token: str) -> dict:
 def test_the_result_has_the_contract_fields_and_no_id_or_refresh_token(tenant):
     before = int(time.time())
     result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM, "calendar:read")
+    after = int(time.time())
 
     assert set(result) == {
         "access_token",
@@ -56,12 +57,30 @@ def test_the_result_has_the_contract_fields_and_no_id_or_refresh_token(tenant):
     assert result["token_type"] == "Bearer"
     assert result["issued_token_type"] == TOKEN_TYPE_ACCESS_TOKEN
     assert result["scope"] == "calendar:read"
-    assert result["expires_in"] == 3600
-    assert before + 3600 <= result["expires_at"] <= int(time.time()) + 3600
+    # The tenant's ``expires_in`` (3600) counts from when the request was sent; ``expires_in``
+    # in the result is what is left when it returns, whole seconds, so a second boundary
+    # crossed during the call takes one off. Pin exactly that rule, not a fixed number.
+    assert before + 3600 <= result["expires_at"] <= after + 3600
+    assert result["expires_at"] - after <= result["expires_in"] <= result["expires_at"] - before
+    assert 3600 - (after - before) <= result["expires_in"] <= 3600
     issued = claims_of(result["access_token"])
+    assert issued["exp"] - issued["iat"] == 3600
+    assert result["expires_at"] <= issued["exp"]  # never believed valid past the token's exp
     assert issued["sub"] == "auth0|user123"
     assert issued["aud"] == DOWNSTREAM
     assert issued["act"] == {"sub": tenant.client_id}
+
+
+def test_expires_in_is_what_is_left_when_the_result_returns(tenant):
+    # A slow tenant (over a second) makes the boundary case of the test above certain.
+    tenant.inject_fault("token", status=None, delay=1.1)
+    before = int(time.time())
+    result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM, "calendar:read")
+    after = int(time.time())
+
+    assert after - before >= 1
+    assert before + 3600 <= result["expires_at"] <= after + 3600
+    assert result["expires_at"] - after <= result["expires_in"] <= 3599
 
 
 def test_the_request_is_an_rfc_8693_form_with_client_secret_post(tenant):

@@ -34,6 +34,7 @@ from django_auth0_obo.exchange_params import (
     clean_extra,
     clean_scope,
 )
+from django_auth0_obo.models import ExchangedToken
 from django_auth0_obo.token_cache import IssuedToken, cache_key, get_or_fetch, normalize_scope
 from django_auth0_obo.verified import VerifiedToken
 
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionTokenResult",
     "OnBehalfOfTokenResult",
     "TokenExchangeResult",
+    "forget_token_on_behalf_of",
     "get_access_token_for_connection",
     "get_token_by_exchange_profile",
     "get_token_on_behalf_of",
@@ -146,7 +148,6 @@ def get_token_on_behalf_of(
     subject = _subject(access_token, access_token_type=True)
     audience = check_required(audience, "audience")
     requested_scope = clean_scope(scope)
-    client_id, _ = token_endpoint.client_credentials()
     form = {
         "grant_type": GRANT_TOKEN_EXCHANGE,
         "subject_token": subject.token,
@@ -163,9 +164,24 @@ def get_token_on_behalf_of(
         audience=audience,
         requested_scope=requested_scope,
         form=form,
-        key_parts=_key_parts(ON_BEHALF_OF, subject, audience, requested_scope, client_id),
+        key_parts=_on_behalf_of_key_parts(subject, audience, requested_scope),
     )
     return _run(exchange)  # type: ignore[return-value]
+
+
+def forget_token_on_behalf_of(
+    access_token: str | VerifiedToken, audience: str, scope: str | None = None
+) -> bool:
+    """Drop the cached result :func:`get_token_on_behalf_of` would serve for these arguments,
+    so the next call asks the tenant again (e.g. the downstream API refused the token).
+
+    Returns whether a cached result was there. The key is built by the same code as the
+    exchange's own, so it is exactly the row that call would serve."""
+    subject = _subject(access_token, access_token_type=True)
+    audience = check_required(audience, "audience")
+    key = cache_key(**_on_behalf_of_key_parts(subject, audience, clean_scope(scope)))
+    deleted, _ = ExchangedToken.objects.filter(key=key).delete()
+    return deleted > 0
 
 
 def get_token_by_exchange_profile(
@@ -407,6 +423,13 @@ def _key_parts(
         "domain": subject.domain,
         "dpop_jkt": token_endpoint.client_jkt(),
     }
+
+
+def _on_behalf_of_key_parts(
+    subject: _Subject, audience: str, requested_scope: str | None
+) -> dict[str, Any]:
+    client_id, _ = token_endpoint.client_credentials()
+    return _key_parts(ON_BEHALF_OF, subject, audience, requested_scope, client_id)
 
 
 def _peek(token: str) -> dict[str, Any]:

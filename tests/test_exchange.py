@@ -22,6 +22,7 @@ from django_auth0_obo.authentication import Auth0Authentication
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
 from django_auth0_obo.exchange import (
     TOKEN_TYPE_ACCESS_TOKEN,
+    forget_token_on_behalf_of,
     get_token_on_behalf_of,
 )
 from django_auth0_obo.models import ExchangedToken
@@ -190,6 +191,44 @@ def test_another_user_token_is_another_cache_entry(tenant):
 
     assert claims_of(result["access_token"])["sub"] == "auth0|bob"
     assert tenant.count("token") == 2
+
+
+def test_forgetting_a_cached_result_makes_the_next_call_ask_the_tenant_again(tenant):
+    subject = user_token(tenant)
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")
+
+    # Same key rules as the exchange: scope order and duplicates do not matter.
+    assert forget_token_on_behalf_of(subject, DOWNSTREAM, "calendar:write calendar:read")
+    assert ExchangedToken.objects.count() == 0
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")
+
+    assert tenant.count("token") == 2
+    assert ExchangedToken.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("audience", "scope", "sub"),
+    [
+        (DOWNSTREAM, "calendar:write", "auth0|user123"),
+        (DOWNSTREAM, None, "auth0|user123"),
+        (DEFAULT_AUDIENCE, "calendar:read", "auth0|user123"),
+        (DOWNSTREAM, "calendar:read", "auth0|someone-else"),
+    ],
+)
+def test_forgetting_touches_only_the_result_for_those_arguments(tenant, audience, scope, sub):
+    subject = user_token(tenant)
+    first = get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")
+    other_subject = subject if sub == "auth0|user123" else user_token(tenant, sub=sub)
+
+    assert forget_token_on_behalf_of(other_subject, audience, scope) is False
+    assert get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read") == first
+    assert tenant.count("token") == 1
+
+
+@pytest.mark.parametrize("audience", ["", "  ", None])
+def test_forgetting_refuses_what_the_exchange_refuses(tenant, audience):
+    with pytest.raises(ValueError, match="audience is required"):
+        forget_token_on_behalf_of(user_token(tenant), audience)
 
 
 @pytest.mark.parametrize("missing", ["CLIENT_ID", "CLIENT_SECRET"])

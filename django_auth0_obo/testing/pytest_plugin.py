@@ -57,7 +57,8 @@ def dpop_key() -> DPoPKey:
 
 def _forget_tenant(tenant: LocalTenant) -> None:
     """Drop what the app cached about this tenant so nothing leaks between tests."""
-    from django_auth0_obo import keys, tokens
+    from django_auth0_obo import keys, token_cache, tokens
 
     keys.forget_issuer(tenant.issuer)
     tokens.clear_memo()
+    token_cache.memo.clear()

@@ -13,12 +13,11 @@ from django.utils import timezone
 class ExchangedToken(models.Model):
     """A cached result of a token exchange, served until ``cached_until`` minus the refresh margin.
 
-        ``key`` is a SHA-256 over everything that makes two requests identical (grant, subject token,
-        audience, scope set, client id, DPoP key, ...); the issued access token is kept only in
-        ``encrypted_token`` (Fernet). A row whose ``encrypted_token`` is empty is a *lease*
-    (``token_cache.CacheRow.is_lease``): another
-        thread or process is asking the tenant right now, and ``cached_until`` is when its claim
-        lapses. ID and refresh tokens are never stored.
+    ``key`` is a SHA-256 over everything that makes two requests identical (grant, subject token,
+    audience, scope set, client id, DPoP key, ...); the issued access token is kept only in
+    ``encrypted_token`` (Fernet). A row whose ``encrypted_token`` is empty is a *lease*
+    (``token_cache.CacheRow.is_lease``): another thread or process is asking the tenant right
+    now, and ``cached_until`` is when its claim lapses. ID and refresh tokens are never stored.
     """
 
     key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the request.")

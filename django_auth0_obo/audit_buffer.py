@@ -163,7 +163,7 @@ class AuditBuffer:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(float(obo_settings.AUDIT_FLUSH_INTERVAL))
+            self._wake.wait(max(0.01, float(obo_settings.AUDIT_FLUSH_INTERVAL)))  # W004
             self._wake.clear()
             try:
                 connections[_alias()].close_if_unusable_or_obsolete()

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -48,5 +48,4 @@ urlpatterns = [
     path("bench/open", OpenView.as_view()),
     path("bench/me", MeView.as_view()),
     path("bench/obo", OboView.as_view()),
-    path("", include("testproject.urls")),
 ]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -55,7 +54,7 @@ class AuditBuffer:
     def _reset(self) -> None:
         """Empty state; also what a forked child starts from (the parent writes its own rows)."""
         self._rows: list[dict[str, Any]] = []
-        self._hits: dict[str, dict[str, Any]] = {}
+        self._hits: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._dropped = 0
         self._last_flush = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -178,12 +177,24 @@ class AuditBuffer:
             self._wake.set()
 
 
-def _hit_key(row: dict[str, Any]) -> str | None:
+#: Fields that may differ between two rows of the same aggregated event.
+_NOT_IDENTITY = frozenset({"created_at", "last_seen_at", "count"})
+
+
+def _hit_key(row: dict[str, Any]) -> tuple[Any, ...] | None:
     """What makes two exchange cache hits the same event (every field but the time), or None."""
     if row.get("kind") != "exchange" or row.get("cache_hit") is not True:
         return None
-    identity = {k: v for k, v in row.items() if k not in ("created_at", "last_seen_at", "count")}
-    return json.dumps(identity, sort_keys=True, default=str)
+    key = tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name, value in sorted(row.items())
+        if name not in _NOT_IDENTITY
+    )
+    try:
+        hash(key)
+    except TypeError:  # a field holding a dict: keep the row as it is rather than fail
+        return None
+    return key
 
 
 def _alias() -> str:

@@ -10,7 +10,9 @@ What runs:
 - a load generator in this process (threads, one keep-alive ``http.client`` connection each),
   pinned to CPU 1.
 
-Each scenario runs ``--seconds`` (default 10) after a short warm-up, then one table is printed:
+Each scenario runs ``--seconds`` (default 10) in all, after a one-second warm-up, in
+``--rounds`` turns taken in rotation with the other scenarios (so load from elsewhere on the
+machine falls on every scenario alike). Then one table is printed:
 requests/s, p50 and p99 latency, errors and the ratio to the ceiling (the same server, no
 authentication), followed by the upstream exchange calls the tenant saw and the audit rows the
 workers wrote once gunicorn was stopped gracefully. Numbers depend on the machine and on what else
@@ -201,6 +203,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="per gunicorn worker")
     parser.add_argument("--connections", type=int, default=8, help="concurrent client threads")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="turns each scenario's time is cut in"
+    )
     args = parser.parse_args()
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -254,19 +259,27 @@ def main() -> None:
             ("DPoP, fresh proof", "/bench/me", dpop),
             ("OBO hit (defaults)", "/bench/obo", bearer_same),
         ]
-        results: list[Result] = []
         rss: list[tuple[str, list[float]]] = [("start", server.worker_rss_mb())]
         obo_requests = 0
+        results = [Result(name) for name, _, _ in scenarios]
         try:
-            for name, path, headers in scenarios:
-                warm = drive(server.port, path, headers, min(1.0, args.seconds), args.connections)
-                result = drive(server.port, path, headers, args.seconds, args.connections)
-                result.name = name
-                results.append(result)
-                rss.append((name, server.worker_rss_mb()))
+            for _, path, headers in scenarios:  # warm-up: connections, memos, the one exchange
+                warm = drive(server.port, path, headers, 1.0, args.connections)
                 if path == "/bench/obo":
-                    obo_requests = len(warm.latencies) + len(result.latencies)
-                    obo_requests += warm.errors + result.errors
+                    obo_requests += len(warm.latencies) + warm.errors
+            # Scenarios take turns in short rounds, so load from elsewhere on the machine
+            # falls on all of them alike and the ratios stay comparable.
+            for _ in range(args.rounds):
+                for result, (_, path, headers) in zip(results, scenarios, strict=True):
+                    part = drive(
+                        server.port, path, headers, args.seconds / args.rounds, args.connections
+                    )
+                    result.seconds += part.seconds
+                    result.latencies += part.latencies
+                    result.errors += part.errors
+                    if path == "/bench/obo":
+                        obo_requests += len(part.latencies) + part.errors
+            rss.append(("end", server.worker_rss_mb()))
         finally:
             server.stop()
         upstream = tenant.count("token")
@@ -317,10 +330,8 @@ def report(
     )
     for kind, cache_hit, count, total in rows:
         print(f"   kind={kind} cache_hit={cache_hit}: {count} rows standing for {total} events")
-    sizes = "; ".join(
-        f"{name}: {'/'.join(f'{mb:.0f}' for mb in mbs)} MB" for name, mbs in rss if mbs
-    )
-    print(f"worker RSS after each scenario: {sizes}")
+    sizes = "; ".join(f"{name} {'/'.join(f'{mb:.0f}' for mb in mbs)}" for name, mbs in rss if mbs)
+    print(f"worker RSS (MB per worker): {sizes}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from tests.process_support import (
     worker_env,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("testproject.urls")]
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -99,6 +99,24 @@ def test_only_identical_hits_are_merged(buffered):
         ("auth0|alice", "allowed", 1),
         ("auth0|b", "allowed", 1),
     ]
+
+
+def test_the_csv_export_and_the_changelist_show_counts(buffered, admin_client):
+    import csv
+    import io
+
+    from django_auth0_obo.admin.delegation_events import export_rows
+
+    for _ in range(5):
+        audit_buffer.add(hit())
+    audit.flush()
+    header, line = list(csv.reader(io.StringIO("".join(export_rows(DelegationEvent.objects)))))
+    values = dict(zip(header, line, strict=True))
+    assert values["count"] == "5"
+    assert values["last_seen_at"]
+    page = admin_client.get("/admin/django_auth0_obo/delegationevent/")
+    assert page.status_code == 200
+    assert b"column-count" in page.content
 
 
 def test_rows_are_written_in_batches(buffered, settings):

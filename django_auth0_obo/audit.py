@@ -117,9 +117,7 @@ def _write_once(event: PendingEvent) -> None:
 
 def write_event(fields: dict[str, Any]) -> None:
     """Hand one row to the audit buffer (:mod:`.audit_buffer`), which writes it in a batch."""
-    from django_auth0_obo.models import DelegationEvent
-
-    audit_buffer.add(_truncate(DelegationEvent, fields))
+    audit_buffer.add(fields)
 
 
 def flush() -> int:
@@ -339,14 +337,3 @@ def _matched_audience(claims: dict[str, Any] | Any, view: Any) -> str:
         if candidate in accepted:
             return candidate
     return auds[0] if auds else ""
-
-
-def _truncate(model: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """Cut strings to their column's max_length so PostgreSQL never refuses a long claim."""
-    out = dict(fields)
-    for name, value in fields.items():
-        if isinstance(value, str):
-            max_length = model._meta.get_field(name).max_length
-            if max_length is not None:
-                out[name] = value[:max_length]
-    return out

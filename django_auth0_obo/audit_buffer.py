@@ -54,7 +54,7 @@ class AuditBuffer:
     def _reset(self) -> None:
         """Empty state; also what a forked child starts from (the parent writes its own rows)."""
         self._rows: list[dict[str, Any]] = []
-        self._hits: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._hits: dict[str, dict[str, Any]] = {}
         self._dropped = 0
         self._last_flush = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -181,20 +181,17 @@ class AuditBuffer:
 _NOT_IDENTITY = frozenset({"created_at", "last_seen_at", "count"})
 
 
-def _hit_key(row: dict[str, Any]) -> tuple[Any, ...] | None:
+def _hit_key(row: dict[str, Any]) -> str | None:
     """What makes two exchange cache hits the same event (every field but the time), or None."""
     if row.get("kind") != "exchange" or row.get("cache_hit") is not True:
         return None
-    key = tuple(
-        (name, tuple(value) if isinstance(value, list) else value)
-        for name, value in sorted(row.items())
-        if name not in _NOT_IDENTITY
-    )
-    try:
-        hash(key)
-    except TypeError:  # a field holding a dict: keep the row as it is rather than fail
-        return None
-    return key
+    identity = [(name, value) for name, value in row.items() if name not in _NOT_IDENTITY]
+    identity.sort(key=_first)
+    return repr(identity)
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def _alias() -> str:
@@ -211,7 +208,7 @@ def _write(rows: list[dict[str, Any]]) -> int:
     size = max(1, int(obo_settings.AUDIT_BATCH_SIZE))
     written = 0
     for start in range(0, len(rows), size):
-        batch = [DelegationEvent(**r) for r in rows[start : start + size]]
+        batch = [DelegationEvent(**_fit(r)) for r in rows[start : start + size]]
         try:
             with transaction.atomic(using=alias):
                 DelegationEvent.objects.using(alias).bulk_create(batch)
@@ -220,6 +217,20 @@ def _write(rows: list[dict[str, Any]]) -> int:
             raise
         written += len(batch)
     return written
+
+
+def _fit(fields: dict[str, Any]) -> dict[str, Any]:
+    """Cut strings to their column's max_length so PostgreSQL never refuses a long claim (done
+    here, by the writer, rather than on the request's path)."""
+    from django_auth0_obo.models import DelegationEvent
+
+    out = dict(fields)
+    for name, value in fields.items():
+        if isinstance(value, str):
+            max_length = DelegationEvent._meta.get_field(name).max_length
+            if max_length is not None:
+                out[name] = value[:max_length]
+    return out
 
 
 def _close_broken_connection() -> None:

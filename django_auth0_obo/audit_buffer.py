@@ -54,6 +54,7 @@ class AuditBuffer:
     def _reset(self) -> None:
         """Empty state; also what a forked child starts from (the parent writes its own rows)."""
         self._rows: list[dict[str, Any]] = []
+        self._in_flight: list[dict[str, Any]] = []  # taken by the flush under way
         self._hits: dict[str, dict[str, Any]] = {}
         self._dropped = 0
         self._last_flush = time.monotonic()
@@ -91,13 +92,14 @@ class AuditBuffer:
             self._wake.set()
 
     def __len__(self) -> int:
+        """Rows not written yet, those a flush is writing right now included."""
         with self._lock:
-            return len(self._rows)
+            return len(self._rows) + len(self._in_flight)
 
     def accounted(self) -> int:
-        """Events waiting in the buffer (a row with ``count`` n stands for n events)."""
+        """Events not written yet (a row with ``count`` n stands for n events)."""
         with self._lock:
-            return sum(row["count"] for row in self._rows)
+            return sum(row["count"] for row in (*self._rows, *self._in_flight))
 
     def discard(self) -> int:
         """Forget every buffered row unwritten (tests); return how many events they stood for."""
@@ -116,6 +118,7 @@ class AuditBuffer:
         with self._writing:
             with self._lock:
                 rows, self._rows, self._hits = self._rows, [], {}
+                self._in_flight = rows
                 dropped, self._dropped = self._dropped, 0
                 self._last_flush = time.monotonic()
             if dropped:
@@ -128,19 +131,25 @@ class AuditBuffer:
             written = 0
             try:
                 written = _write(rows)
-            except DatabaseError as error:
+            except Exception as error:  # whatever failed, the rows are kept, never dropped
                 written = getattr(error, "auth0_obo_written", 0)
                 self._requeue(rows[written:])
                 logger.warning(
                     "Could not write %d delegation audit row(s) (%s); kept for the next flush.",
                     len(rows) - written,
                     type(error).__name__,
+                    exc_info=not isinstance(error, DatabaseError),
                 )
-                _close_broken_connection()
+                if isinstance(error, DatabaseError):
+                    _close_broken_connection()
+            finally:
+                with self._lock:
+                    self._in_flight = []
             return written
 
     def _requeue(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
+            self._in_flight = []
             merged = rows + self._rows
             bound = int(obo_settings.AUDIT_MAX_BUFFERED)
             self._dropped += max(0, len(merged) - bound)
@@ -257,13 +266,17 @@ def flush() -> int:
 
 
 def _at_exit() -> None:
-    if len(buffer):
-        try:
-            buffer.flush()
-        except Exception:  # interpreter shutdown: report, never mask the exit
-            logger.exception("Could not write the audit buffer at exit.")
-        finally:
-            connections.close_all()
+    """Write what is left, after any flush under way (the writer thread is a daemon: it would be
+    stopped mid-write at interpreter shutdown, so its rows are waited for here)."""
+    if not len(buffer):
+        return
+    try:
+        buffer.flush()
+    finally:
+        connections.close_all()
+    left = buffer.accounted()
+    if left:
+        logger.error("%d delegation audit event(s) could not be written before exit.", left)
 
 
 def _on_request_finished(**kwargs: Any) -> None:

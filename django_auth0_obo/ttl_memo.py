@@ -1,7 +1,7 @@
 """A small thread-safe LRU whose entries each carry an expiry: per-process memos of hot answers.
 
-Used by the exchanged-token cache (decrypted tokens of recent hits); the verified-token memo in
-:mod:`.tokens` has the same shape and can share it.
+Used by the verified-token memo (:mod:`.tokens`) and the exchanged-token cache (decrypted tokens
+of recent hits).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A separate Python process for the memo-revocation and audit-outage tests (not a test module).
 
-Django is configured here against the PostgreSQL database ``OBO_TEST_DB`` and, for the cache,
-``OBO_CACHE`` (a JSON ``CACHES`` dict), with ``OBO_SETTINGS`` as ``AUTH0_OBO``. Commands:
+Django is configured by ``exchange_process_worker.setup`` against the PostgreSQL database
+``OBO_TEST_DB`` and, for the cache, ``OBO_CACHE`` (a JSON ``CACHES`` dict), with
+``OBO_SETTINGS`` as ``AUTH0_OBO``. Commands:
 
 - ``migrate``: create the tables.
 - ``serve``: print ``ready``, then answer one JSON line per command line on stdin:
@@ -20,35 +21,6 @@ import logging
 import os
 import sys
 import time
-
-
-def setup() -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        SECRET_KEY="perf-process-worker-test-key",
-        USE_TZ=True,
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "rest_framework",
-            "django_auth0_obo",
-        ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": os.environ["OBO_TEST_DB"],
-                "USER": "postgres",
-                "HOST": "127.0.0.1",
-                "PORT": "5432",
-                "OPTIONS": {"connect_timeout": 2},
-            }
-        },
-        CACHES=json.loads(os.environ["OBO_CACHE"]),
-        AUTH0_OBO=json.loads(os.environ["OBO_SETTINGS"]),
-    )
-    django.setup()
 
 
 def serve() -> None:
@@ -89,6 +61,7 @@ def audit_outage() -> dict[str, int]:
     from django_auth0_obo import audit
 
     refusals = _Refusals()
+    logging.basicConfig(stream=sys.stderr)  # what the writer says lands in the test's output
     logging.getLogger("django_auth0_obo").addHandler(refusals)
     events, pause = int(os.environ["OBO_EVENTS"]), float(os.environ["OBO_PAUSE"])
     print("ready", flush=True)
@@ -115,6 +88,8 @@ def audit_outage() -> dict[str, int]:
 
 
 if __name__ == "__main__":
+    from exchange_process_worker import setup  # the same directory: on sys.path as a script
+
     setup()
     if sys.argv[1] == "migrate":
         from django.core.management import call_command

@@ -46,9 +46,6 @@ class AuditBuffer:
     def __init__(self, *, background: bool = True) -> None:
         #: Start the writer thread on the first row (a test suite turns it off and flushes).
         self.background = background
-        self._lock = threading.Lock()
-        self._writing = threading.Lock()  # one flush at a time, so rows keep their order
-        self._wake = threading.Event()
         self._reset()
 
     def _reset(self) -> None:
@@ -60,7 +57,7 @@ class AuditBuffer:
         self._last_flush = time.monotonic()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._writing = threading.Lock()
+        self._writing = threading.Lock()  # one flush at a time, so rows keep their order
         self._wake = threading.Event()
 
     # -- adding --------------------------------------------------------------------------------
@@ -86,6 +83,8 @@ class AuditBuffer:
             pending = len(self._rows)
         if obo_settings.AUDIT_SYNC:
             self.flush()
+            if len(self):  # refused: the writer thread retries
+                self._ensure_writer()
             return
         self._ensure_writer()
         if pending >= int(obo_settings.AUDIT_BATCH_SIZE) or self._dropped:
@@ -99,12 +98,12 @@ class AuditBuffer:
     def accounted(self) -> int:
         """Events not written yet (a row with ``count`` n stands for n events)."""
         with self._lock:
-            return sum(row["count"] for row in (*self._rows, *self._in_flight))
+            return sum(int(row["count"]) for row in (*self._rows, *self._in_flight))
 
     def discard(self) -> int:
         """Forget every buffered row unwritten (tests); return how many events they stood for."""
         with self._lock:
-            events = sum(row["count"] for row in self._rows)
+            events = sum(int(row["count"]) for row in self._rows)
             self._rows, self._hits, self._dropped = [], {}, 0
         return events
 
@@ -129,10 +128,13 @@ class AuditBuffer:
                     dropped,
                 )
             written = 0
+            size = max(1, int(obo_settings.AUDIT_BATCH_SIZE))
             try:
-                written = _write(rows)
+                while written < len(rows):
+                    batch = rows[written : written + size]
+                    _write_batch(batch)
+                    written += len(batch)
             except Exception as error:  # whatever failed, the rows are kept, never dropped
-                written = getattr(error, "auth0_obo_written", 0)
                 self._requeue(rows[written:])
                 logger.warning(
                     "Could not write %d delegation audit row(s) (%s); kept for the next flush.",
@@ -209,23 +211,13 @@ def _alias() -> str:
     return router.db_for_write(DelegationEvent)
 
 
-def _write(rows: list[dict[str, Any]]) -> int:
-    """``bulk_create`` in batches, each in its own transaction (a savepoint inside the caller's)."""
+def _write_batch(rows: list[dict[str, Any]]) -> None:
+    """One ``bulk_create`` in its own transaction (a savepoint inside the caller's)."""
     from django_auth0_obo.models import DelegationEvent
 
     alias = _alias()
-    size = max(1, int(obo_settings.AUDIT_BATCH_SIZE))
-    written = 0
-    for start in range(0, len(rows), size):
-        batch = [DelegationEvent(**_fit(r)) for r in rows[start : start + size]]
-        try:
-            with transaction.atomic(using=alias):
-                DelegationEvent.objects.using(alias).bulk_create(batch)
-        except DatabaseError as error:
-            error.auth0_obo_written = written  # type: ignore[attr-defined]
-            raise
-        written += len(batch)
-    return written
+    with transaction.atomic(using=alias):
+        DelegationEvent.objects.using(alias).bulk_create([DelegationEvent(**_fit(r)) for r in rows])
 
 
 def _fit(fields: dict[str, Any]) -> dict[str, Any]:

@@ -17,18 +17,17 @@ The only safe input is therefore a :class:`VerifiedToken` whose DPoP proof was v
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import signals, token_endpoint
+from django_auth0_obo import exchange_errors, jose, signals, token_endpoint
+from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.exceptions import TokenExchangeError
+from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
 from django_auth0_obo.exchange_params import (
     check_optional,
     check_required,
@@ -101,6 +100,14 @@ class _Subject:
     def sub(self) -> str | None:
         sub = self.claims.get("sub")
         return sub if isinstance(sub, str) else None
+
+    @property
+    def delegation_depth(self) -> int | None:
+        """How many ``act`` levels the token already has; None when its ``act`` is malformed."""
+        try:
+            return len(get_delegation_chain(self.claims))
+        except InvalidActClaim:
+            return None
 
     @property
     def exp(self) -> int | None:
@@ -254,12 +261,22 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
     try:
         lookup = get_or_fetch(key, lambda: _fetch(exchange))
     except TokenExchangeError as exc:
-        logger.warning(
-            "Token exchange (%s) for %s failed: %s (HTTP %s).",
+        exc.add_context(
+            grant=exchange.grant,
+            connection=exchange.connection,
+            delegation_depth=exchange.subject.delegation_depth,
+        )
+        failure = exchange_errors.describe(exc)
+        logger.log(
+            failure.log_level,
+            "Token exchange (%s) for %s failed: %s (HTTP %s): %s",
             exchange.grant,
             exchange.audience or "the default audience",
             exc.error,
             exc.status_code,
+            "check this API's client configuration at the tenant"
+            if failure.log_level >= logging.ERROR
+            else failure.code,
         )
         signals.exchange_failed.send(
             sender=exchange.sender,
@@ -360,6 +377,11 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
         return _Subject(raw, claims, claims)
     raw = check_subject_token(token, "access_token")
     claims = _peek(raw)
+    if access_token_type and _certificate_bound(claims):
+        raise ValueError(
+            "Refusing to exchange a certificate-bound token (cnf.x5t#S256): mTLS-bound tokens "
+            "are not supported, and the tenant does not re-check the binding."
+        )
     if access_token_type and _bound_jkt(claims) is not None:
         raise ValueError(
             "Refusing to exchange a raw DPoP-bound token: the tenant does not re-check the "
@@ -388,15 +410,10 @@ def _peek(token: str) -> dict[str, Any]:
 
     Only the payload segment is decoded: this runs on every call, cache hits included.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    payload = parts[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError, RecursionError):
+        return jose.decode_object(jose.split_compact(token.encode("ascii"))[1])
+    except (jose.JOSEError, UnicodeEncodeError, AttributeError):
         return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
@@ -404,6 +421,11 @@ def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
     if isinstance(cnf, Mapping) and cnf.get("jkt") is not None:
         return str(cnf["jkt"])
     return None
+
+
+def _certificate_bound(claims: Mapping[str, Any]) -> bool:
+    cnf = claims.get("cnf")
+    return isinstance(cnf, Mapping) and "x5t#S256" in cnf
 
 
 def _text(value: Any) -> str:

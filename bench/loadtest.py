@@ -227,9 +227,7 @@ def main() -> None:
         }
         prepare_database(env)
         # Only this run's keys: a unique prefix on the shared Redis (never flushed).
-        joiner = "&" if "?" in CACHE_URL else "?"
-        prefix = f"loadtest-{os.getpid()}-{int(time.time())}"
-        env["CACHE_URL"] = f"{CACHE_URL}{joiner}key_prefix={prefix}"
+        env["BENCH_CACHE_PREFIX"] = f"loadtest-{os.getpid()}-{int(time.time())}"
 
         budget = int(args.seconds * 800) + 1000  # distinct tokens/proofs: more than we can send
         print(f"minting {budget} tokens and {budget} DPoP proofs…", file=sys.stderr)

@@ -24,6 +24,7 @@ demo: install
 bench: install
 	$(PY) bench/verify.py
 	$(PY) bench/exchange.py
+	$(PY) bench/async_verify.py
 
 # gunicorn + PostgreSQL + Redis on this machine; DATABASE_URL / CACHE_URL override the defaults.
 loadtest: install

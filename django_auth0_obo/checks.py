@@ -260,3 +260,41 @@ def check_performance(
             )
         )
     return warnings
+
+
+#: Optional RFC 9728 metadata settings that must be absolute URLs.
+RESOURCE_URL_SETTINGS = ("RESOURCE_DOCUMENTATION", "RESOURCE_POLICY_URI", "RESOURCE_TOS_URI")
+
+
+@register(Tags.security, "auth0_obo")
+def check_resource(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E030, E031: what the protected resource metadata publishes is usable by MCP clients.
+
+    An MCP client asks the tenant for a token whose audience is the ``resource`` it found in the
+    metadata (RFC 8707); if RESOURCE is not an accepted audience, every such token is refused.
+    """
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []
+    errors: list[CheckMessage] = []
+    resource = raw.get("RESOURCE")
+    audiences = [a for a in _as_list(raw.get("AUDIENCE")) if isinstance(a, str)]
+    if resource is not None and (not isinstance(resource, str) or resource not in audiences):
+        errors.append(
+            _error(
+                f"RESOURCE {resource!r} is not one of the accepted audiences (AUDIENCE).",
+                30,
+                "MCP clients request tokens for RESOURCE: add it to AUDIENCE, or remove RESOURCE "
+                "to publish the first audience.",
+            )
+        )
+    for key in RESOURCE_URL_SETTINGS:
+        value = raw.get(key)
+        if value is not None and not (
+            isinstance(value, str) and value.startswith(("https://", "http://"))
+        ):
+            errors.append(_error(f"{key} must be an absolute http(s) URL.", 31))
+    name = raw.get("RESOURCE_NAME")
+    if name is not None and not isinstance(name, str):
+        errors.append(_error("RESOURCE_NAME must be a string.", 31))
+    return errors

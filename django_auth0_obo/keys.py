@@ -117,20 +117,32 @@ _change_listeners: list[Callable[[], None]] = []
 # Public API -------------------------------------------------------------------------------------
 
 
-def get_verification_key(issuer: str, kid: str, alg: str) -> VerificationKey:
+class KeysNotWarm(Exception):
+    """Raised instead of doing I/O when the caller asked for the per-process keys only."""
+
+
+def get_verification_key(
+    issuer: str, kid: str, alg: str, *, local_only: bool = False
+) -> VerificationKey:
     """Return the key that may verify a token from ``issuer`` with header ``kid`` and ``alg``.
 
     Raises InvalidToken for an issuer we do not trust (checked before any fetch), an unknown
     ``kid`` or a key of another family; TenantUnavailable when no keys can be had at all.
+    With ``local_only`` (async callers on the event loop) it raises :class:`KeysNotWarm` where it
+    would otherwise read the shared cache or the tenant, so the caller can retry off the loop.
     """
     if issuer not in obo_settings.issuers:
         raise InvalidToken("Invalid issuer.")
     now = time.time()
     keyset = _local.get(issuer)
     if keyset is None or now >= keyset.fresh_until:
+        if local_only:
+            raise KeysNotWarm(issuer)
         keyset = get_keyset(issuer)
     key = keyset.keys.get(kid)
     if key is None:
+        if local_only:
+            raise KeysNotWarm(issuer)
         key = _refetch_for_kid(issuer, kid)
     if not key.accepts(alg):
         raise InvalidToken("The signing key does not match the token's algorithm.")

@@ -106,10 +106,13 @@ keys.on_keys_changed(clear_memo)
 os.register_at_fork(after_in_child=lambda: setattr(_memo, "_lock", threading.Lock()))
 
 
-def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -> dict[str, Any]:
+def verify_access_token(
+    token: str, *, audiences: Sequence[str] | None = None, local_only: bool = False
+) -> dict[str, Any]:
     """Return the verified claims of ``token`` or raise InvalidToken / TenantUnavailable.
 
     ``audiences`` narrows the accepted ``aud`` values (any-of); None means the settings'.
+    ``local_only``: raise ``keys.KeysNotWarm`` rather than fetch keys (see ``averify``).
     """
     policy = _policy or _load_policy()
     if audiences is None:
@@ -139,7 +142,7 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         raise InvalidToken("Missing required claim: iss.")
     if type(iss) is not str or iss not in policy.issuers:
         raise InvalidToken("Invalid issuer.")
-    key = keys.get_verification_key(iss, header["kid"], alg)
+    key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):
         raise InvalidToken("Invalid signature.")
     _check_claims(claims, policy, audiences, now)

@@ -45,9 +45,9 @@ def key_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = keys.get_verification_key
 
-    def counting(issuer: str, kid: str, alg: str) -> Any:
+    def counting(issuer: str, kid: str, alg: str, **options: Any) -> Any:
         seen.append(kid)
-        return real(issuer, kid, alg)
+        return real(issuer, kid, alg, **options)
 
     monkeypatch.setattr(keys, "get_verification_key", counting)
     return seen

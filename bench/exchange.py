@@ -207,7 +207,8 @@ def run_measurements(database: str) -> dict[str, Any]:
             session_seconds = time.perf_counter() - start
             upstream_calls = tenant.count("token")
 
-        with override_settings(AUTH0_OBO=tenant.django_settings(audience=MCP_API)):
+        defaults = tenant.django_settings(audience=MCP_API, AUDIT_SYNC=False)  # the default
+        with override_settings(AUTH0_OBO=defaults):
             default_hit_us = timed(HITS, hit)  # default AUDIT (buffered) and token memo
             default_hit_queries = queries_per_call(HITS, hit)
             views = measure_views(tenant)

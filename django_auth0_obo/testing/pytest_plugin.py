@@ -5,8 +5,8 @@ nothing from Django at import time; the fixtures import what they need when used
 
 * ``auth0_tenant_server`` (session): one running :class:`LocalTenant`.
 * ``auth0_tenant`` (function): that tenant, reset, with ``settings.AUTH0_OBO`` pointed at it
-  (pytest-django's ``settings`` fixture) and ``AUDIT_SYNC`` on, so a test sees its audit rows as
-  soon as the request returns; what the app cached about the tenant (discovery, keys,
+  (pytest-django's ``settings`` fixture; ``AUDIT_SYNC`` on, see ``LocalTenant.django_settings``);
+  what the app cached about the tenant (discovery, keys,
   refetch cooldown, verified tokens) is forgotten before and after. Other cache entries are left
   alone, so a shared Redis used by the project's tests is never flushed.
 * ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
@@ -38,7 +38,7 @@ def auth0_tenant(auth0_tenant_server: LocalTenant, settings: Any) -> Iterator[Lo
     """The session tenant in its initial state, with ``AUTH0_OBO`` pointing at it."""
     tenant = auth0_tenant_server
     tenant.reset()
-    settings.AUTH0_OBO = {**tenant.django_settings(), "AUDIT_SYNC": True}  # rows visible at once
+    settings.AUTH0_OBO = {**tenant.django_settings()}
     _forget_tenant(tenant)
     try:
         yield tenant

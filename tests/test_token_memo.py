@@ -147,3 +147,24 @@ def test_a_revocation_reaches_another_process_within_the_check_interval(
     finally:
         for worker in (serving, revoking, isolated):
             worker.stop()
+
+
+@pytest.mark.urls("testproject.urls")
+def test_the_admins_revoke_action_moves_the_shared_generation(tenant, admin_client):
+    from django.core.cache import caches
+
+    subject = user_token(tenant)
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")  # now memoized
+    assert len(token_cache.memo) == 1
+    before = caches["default"].get(token_cache.GENERATION_KEY)
+
+    row = ExchangedToken.objects.get()
+    admin_client.post(
+        "/admin/django_auth0_obo/exchangedtoken/",
+        {"action": "revoke", "_selected_action": [row.pk]},
+    )
+
+    assert not ExchangedToken.objects.exists()
+    assert len(token_cache.memo) == 0
+    assert caches["default"].get(token_cache.GENERATION_KEY) not in (None, before)

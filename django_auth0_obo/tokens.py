@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django_auth0_obo import jose, keys
+from django_auth0_obo import domains, jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
@@ -128,8 +128,11 @@ def verify_access_token(
     digest = hashlib.sha256(raw).digest()
     now = time.time()
 
+    issuers = domains.accepted_issuers()
     remembered = _memo.get(digest, now)
     if remembered is not None:
+        if remembered["iss"] not in issuers:  # verified for another request's domains
+            raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
         _check_audience(remembered["aud"], audiences)
@@ -140,7 +143,7 @@ def verify_access_token(
     iss = claims.get("iss")
     if iss is None:
         raise InvalidToken("Missing required claim: iss.")
-    if type(iss) is not str or iss not in policy.issuers:
+    if type(iss) is not str or iss not in issuers:
         raise InvalidToken("Invalid issuer.")
     key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):

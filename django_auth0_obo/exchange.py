@@ -35,7 +35,13 @@ from django_auth0_obo.exchange_params import (
     clean_scope,
 )
 from django_auth0_obo.models import ExchangedToken
-from django_auth0_obo.token_cache import IssuedToken, cache_key, get_or_fetch, normalize_scope
+from django_auth0_obo.token_cache import (
+    IssuedToken,
+    cache_key,
+    get_or_fetch,
+    normalize_scope,
+    revoke_tokens,
+)
 from django_auth0_obo.verified import VerifiedToken
 
 __all__ = [
@@ -179,8 +185,7 @@ def forget_token_on_behalf_of(
     subject = _subject(access_token, access_token_type=True)
     audience = check_required(audience, "audience")
     key = cache_key(**_key_parts(ON_BEHALF_OF, subject, audience, clean_scope(scope)))
-    deleted, _ = ExchangedToken.objects.filter(key=key).delete()
-    return deleted > 0
+    return revoke_tokens(ExchangedToken.objects.filter(key=key)) > 0  # memos forget it too
 
 
 def get_token_by_exchange_profile(

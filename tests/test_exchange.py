@@ -193,9 +193,14 @@ def test_another_user_token_is_another_cache_entry(tenant):
     assert tenant.count("token") == 2
 
 
-def test_forgetting_a_cached_result_makes_the_next_call_ask_the_tenant_again(tenant):
+@pytest.mark.parametrize("memo_ttl", [0, 5], ids=["no memo", "with the per-process memo"])
+def test_forgetting_a_cached_result_makes_the_next_call_ask_the_tenant_again(
+    tenant, settings, memo_ttl
+):
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "TOKEN_MEMO_TTL": memo_ttl}
     subject = user_token(tenant)
     get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")  # a hit: memo
 
     # Same key rules as the exchange: scope order and duplicates do not matter.
     assert forget_token_on_behalf_of(subject, DOWNSTREAM, "calendar:write calendar:read")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from django_auth0_obo import dpop_nonce
 from django_auth0_obo.testing import DPoPKey, LocalTenant
@@ -21,7 +22,8 @@ def tenant(auth0_tenant: LocalTenant, settings: Any) -> Any:
     settings.AUTH0_OBO = auth0_tenant.django_settings(
         audience=[RESOURCE], RESOURCE=RESOURCE, DPOP_NONCE=True
     )
-    return auth0_tenant
+    yield auth0_tenant
+    connection.close()
 
 
 def _dpop(token: str, proof: str) -> dict[str, str]:

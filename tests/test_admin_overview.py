@@ -389,5 +389,6 @@ def test_the_overview_indexes_accept_the_longest_values_the_audit_writer_keeps(d
             "outcome": "denied",
         }
     )
+    audit.flush()
     row = DelegationEvent.objects.get()
     assert len(row.subject) == len(row.current_actor) == len(row.audience) == 255

@@ -41,6 +41,7 @@ from django_auth0_obo import signals
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim
+from django_auth0_obo.tokens import bound_jkt
 from django_auth0_obo.verified import VerifiedToken
 
 logger = logging.getLogger("django_auth0_obo")
@@ -143,7 +144,7 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
         "depth": len(chain),
         "azp": _str(claims.get("azp")),
         "org_id": _str(claims.get("org_id")),
-        "audience": _matched_audience(claims, view),
+        "audience": token.audience,
         "scopes": " ".join(sorted(token.scopes)),
         "method": django_request.method or "",
         "path": django_request.path,  # never the query string: it may carry secrets
@@ -226,6 +227,7 @@ def record_exchange(
     cache_hit: bool | None = None,
     claims: dict[str, Any] | None = None,
     error: str | None = None,
+    subject_audience: str | None = None,
 ) -> None:
     """Write one ``exchange`` row: this API (the new actor) asked for ``audience``."""
     if obo_settings.AUDIT == "off":
@@ -246,7 +248,7 @@ def record_exchange(
         "depth": len(chain),
         "azp": _str(claims.get("azp")),
         "org_id": _str(claims.get("org_id")),
-        "audience": _matched_audience(claims, None),
+        "audience": subject_audience or "",
         "scopes": _str(claims.get("scope")),
         "target_audience": audience or "",
         "requested_scope": requested_scope or "",
@@ -256,7 +258,7 @@ def record_exchange(
         "reason": (error or "")[:64],
         "upstream_error": (error or "")[:64],
         "jti": _str(claims.get("jti")),
-        "jkt": _str(cnf.get("jkt")) if isinstance(cnf := claims.get("cnf"), dict) else "",
+        "jkt": bound_jkt(claims) or "",
     }
     event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=fields["reason"])
     if _in_request_transaction():
@@ -276,6 +278,7 @@ def _record_from_signal(outcome: str, kwargs: dict[str, Any]) -> None:
         granted_scope=kwargs.get("granted_scope"),
         cache_hit=kwargs.get("cache_hit"),
         claims=kwargs.get("claims"),
+        subject_audience=kwargs.get("subject_audience"),
         error=(kwargs.get("error") or "exchange_failed") if outcome == DENIED else None,
     )
 
@@ -322,22 +325,6 @@ def purge_old_events(days: int | None = None, batch_size: int = 1000, dry_run: b
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _matched_audience(claims: dict[str, Any] | Any, view: Any) -> str:
-    """The token audience this API accepted it for (the view's narrowing, else the settings')."""
-    aud = claims.get("aud") if hasattr(claims, "get") else None
-    auds = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
-    accepted: tuple[str, ...] = ()
-    narrowed = getattr(view, "audience", None) if view is not None else None
-    if narrowed:
-        accepted = (narrowed,) if isinstance(narrowed, str) else tuple(narrowed)
-    else:
-        accepted = obo_settings.audiences
-    for candidate in auds:
-        if candidate in accepted:
-            return candidate
-    return auds[0] if auds else ""
 
 
 def _truncate(model: Any, fields: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 
 from django_auth0_obo import challenges, dpop, signals, tokens
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import (
     AuthenticationError,
     InvalidDPoPProof,
@@ -92,12 +92,12 @@ class Auth0Authentication(BaseAuthentication):
         elif proof is None:
             raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
 
-        claims = tokens.verify_access_token(raw_token, audiences=self.get_audiences(request))
-        bound_jkt = _bound_jkt(claims)
+        verification = tokens.verify(raw_token, audiences=self.get_audiences(request))
+        bound_jkt = verification.bound_jkt
         if scheme == "Bearer":
             if bound_jkt is not None:
                 raise InvalidToken("A DPoP-bound token was sent with the Bearer scheme.")
-            return VerifiedToken(raw_token, claims, "Bearer")
+            return VerifiedToken.from_verification(raw_token, verification, "Bearer")
         if bound_jkt is None:
             raise InvalidToken("The DPoP scheme needs a DPoP-bound token.").with_scheme("DPoP")
         assert proof is not None
@@ -108,7 +108,7 @@ class Auth0Authentication(BaseAuthentication):
             access_token=raw_token,
             jkt=bound_jkt,
         )
-        return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
+        return VerifiedToken.from_verification(raw_token, verification, "DPoP", jkt=jkt)
 
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
@@ -123,13 +123,8 @@ class Auth0Authentication(BaseAuthentication):
     def get_audiences(self, request: Request) -> Sequence[str] | None:
         """Return the view's ``audience`` narrowing (str or list), or None for the settings'."""
         view = (getattr(request, "parser_context", None) or {}).get("view")
-        if view is None:
-            return None
-        getter = getattr(view, "get_audience", None)
-        audience = getter() if callable(getter) else getattr(view, "audience", None)
-        if audience is None:
-            return None
-        return (audience,) if isinstance(audience, str) else tuple(audience)
+        audience = view_option(view, "audience")
+        return None if audience is None else as_tuple(audience)
 
     def get_user(self, verified: VerifiedToken) -> Any:
         """Return ``USER_RESOLVER(claims)`` when configured, else a stateless ``Auth0User``."""
@@ -149,13 +144,3 @@ class Auth0Authentication(BaseAuthentication):
             error=getattr(request._request, ERROR_ATTRIBUTE, None),
             resource_metadata=challenges.resource_metadata_url(request),
         )
-
-
-def _bound_jkt(claims: dict[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    if cnf is None:
-        return None
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    if not isinstance(jkt, str) or not jkt:
-        raise InvalidToken("Malformed cnf claim.")
-    return jkt

@@ -142,10 +142,7 @@ def allowed_algorithms() -> frozenset[str]:
     try:
         return _allowed["algs"]
     except KeyError:
-        configured = obo_settings.DPOP_ALGORITHMS or ()
-        if isinstance(configured, str):
-            configured = (configured,)
-        algs = frozenset(configured) & ASYMMETRIC_ALGORITHMS
+        algs = frozenset(conf.as_tuple(obo_settings.DPOP_ALGORITHMS)) & ASYMMETRIC_ALGORITHMS
         _allowed["algs"] = algs
         return algs
 

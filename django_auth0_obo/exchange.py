@@ -28,7 +28,7 @@ from typing import Any, NotRequired, TypedDict
 
 from django_auth0_obo import signals, token_endpoint
 from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.exceptions import TokenExchangeError
+from django_auth0_obo.exceptions import TokenExchangeError, UnverifiedBoundToken
 from django_auth0_obo.exchange_params import (
     check_optional,
     check_required,
@@ -37,6 +37,7 @@ from django_auth0_obo.exchange_params import (
     clean_scope,
 )
 from django_auth0_obo.token_cache import IssuedToken, cache_key, get_or_fetch, normalize_scope
+from django_auth0_obo.tokens import bound_jkt
 from django_auth0_obo.verified import VerifiedToken
 
 __all__ = [
@@ -96,6 +97,8 @@ class _Subject:
     verified: Mapping[str, Any] | None
     #: Verified claims, or claims read without verification (metadata only), or {}.
     claims: Mapping[str, Any]
+    #: The audience verification matched (a VerifiedToken was given), else None.
+    audience: str | None = None
 
     @property
     def sub(self) -> str | None:
@@ -269,6 +272,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
             connection=exchange.connection,
             requested_scope=exchange.requested_scope,
             claims=exchange.subject.verified,
+            subject_audience=exchange.subject.audience,
             error=exc.error,
             error_description=exc.error_description,
             status_code=exc.status_code,
@@ -287,6 +291,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
         token_type=issued.token_type or None,
         expires_at=issued.expires_at,
         claims=exchange.subject.verified,
+        subject_audience=exchange.subject.audience,
     )
     return _result(issued, exchange.passthrough if not lookup.cache_hit else ())
 
@@ -347,21 +352,21 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
     if isinstance(token, VerifiedToken):
         raw = check_subject_token(token.token, "access_token")
         claims = token.claims
-        bound = _bound_jkt(claims)
+        bound = token.bound_jkt
         if bound is not None and not (
             token.scheme == "DPoP"
             and token.jkt is not None
             and hmac.compare_digest(bound.encode(), token.jkt.encode())
         ):
-            raise ValueError(
+            raise UnverifiedBoundToken(
                 "This DPoP-bound token was not verified with a DPoP proof for its key: refusing "
                 "to exchange it."
             )
-        return _Subject(raw, claims, claims)
+        return _Subject(raw, claims, claims, token.audience)
     raw = check_subject_token(token, "access_token")
     claims = _peek(raw)
-    if access_token_type and _bound_jkt(claims) is not None:
-        raise ValueError(
+    if access_token_type and bound_jkt(claims) is not None:
+        raise UnverifiedBoundToken(
             "Refusing to exchange a raw DPoP-bound token: the tenant does not re-check the "
             "binding, so only a proof-verified request.auth (a VerifiedToken with scheme DPoP) "
             "may be exchanged."
@@ -397,13 +402,6 @@ def _peek(token: str) -> dict[str, Any]:
     except (ValueError, TypeError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    if isinstance(cnf, Mapping) and cnf.get("jkt") is not None:
-        return str(cnf["jkt"])
-    return None
 
 
 def _text(value: Any) -> str:

@@ -12,7 +12,6 @@ an ``insufficient_scope`` challenge for scopes, an audit row with the reason, an
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from django_auth0_obo import audit, challenges, signals
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import AuthenticationError
 from django_auth0_obo.verified import VerifiedToken
 
@@ -144,11 +143,10 @@ class AllowedActors(_Auth0Permission):
 
     def get_allowed_actors(self, view: Any) -> frozenset[str]:
         """Return the view's allow-list, else the ``ALLOWED_ACTORS`` setting (empty: nobody)."""
-        getter = getattr(view, "get_allowed_actors", None)
-        actors = getter() if callable(getter) else getattr(view, "allowed_actors", None)
+        actors = view_option(view, "allowed_actors")
         if actors is None:
             actors = obo_settings.ALLOWED_ACTORS
-        return _as_set(actors)
+        return frozenset(as_tuple(actors))
 
 
 class HasScopes(_Auth0Permission):
@@ -174,21 +172,8 @@ class HasScopes(_Auth0Permission):
         )
 
     def get_required_scopes(self, view: Any) -> tuple[str, ...]:
-        getter = getattr(view, "get_required_scopes", None)
-        scopes = getter() if callable(getter) else getattr(view, "required_scopes", None)
-        if scopes is None:
-            return ()
-        if isinstance(scopes, str):
-            return tuple(scopes.split())
-        return tuple(scopes)
-
-
-def _as_set(values: Iterable[str] | str | None) -> frozenset[str]:
-    if values is None:
-        return frozenset()
-    if isinstance(values, str):
-        return frozenset({values})
-    return frozenset(values)
+        scopes = view_option(view, "required_scopes")
+        return tuple(scope for item in as_tuple(scopes) for scope in item.split())
 
 
 def _hook_permission_denied(view: Any) -> None:

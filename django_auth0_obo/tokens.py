@@ -21,11 +21,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django_auth0_obo import keys
 from django_auth0_obo.act import get_delegation_chain
-from django_auth0_obo.conf import obo_settings, on_reload
+from django_auth0_obo.conf import as_tuple, obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
 
 #: Claims every access token must carry, besides ``REQUIRED_CLAIMS``.
@@ -138,16 +138,28 @@ keys.on_keys_changed(clear_memo)
 os.register_at_fork(after_in_child=lambda: setattr(_memo, "_lock", threading.Lock()))
 
 
+class Verification(NamedTuple):
+    """What verification matched, so nothing downstream derives it again."""
+
+    claims: dict[str, Any]
+    #: The accepted audience the token's ``aud`` matched.
+    audience: str
+    #: The token's ``cnf.jkt`` (RFC 9449 §6), or None for an unbound token.
+    bound_jkt: str | None
+
+
 def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -> dict[str, Any]:
     """Return the verified claims of ``token`` or raise InvalidToken / TenantUnavailable.
 
     ``audiences`` narrows the accepted ``aud`` values (any-of); None means the settings'.
     """
+    return verify(token, audiences=audiences).claims
+
+
+def verify(token: str, *, audiences: Sequence[str] | str | None = None) -> Verification:
+    """:func:`verify_access_token`, returning the matched audience and ``cnf.jkt`` too."""
     policy = _policy or _load_policy()
-    if audiences is None:
-        audiences = policy.audiences
-    elif isinstance(audiences, str):
-        audiences = (audiences,)
+    audiences = policy.audiences if audiences is None else as_tuple(audiences)
     try:
         raw = token.encode("ascii")
     except (AttributeError, UnicodeEncodeError):
@@ -161,8 +173,8 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     if remembered is not None:
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
-        _check_audience(remembered["aud"], audiences)
-        return dict(remembered)
+        audience = _check_audience(remembered["aud"], audiences)
+        return Verification(dict(remembered), audience, bound_jkt(remembered))
 
     header, claims, signing_input, signature = _parse(raw)
     alg = _check_header(header, policy)
@@ -178,7 +190,7 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         valid = False
     if not valid:
         raise InvalidToken("Invalid signature.")
-    _check_claims(claims, policy, audiences, now)
+    audience = _check_claims(claims, policy, audiences, now)
 
     if policy.memo_ttl > 0:
         until = now + policy.memo_ttl
@@ -186,7 +198,20 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         if exp < until - policy.leeway:  # compared, not added: exp may be a huge int
             until = exp + policy.leeway
         _memo.put(digest, claims, until)
-    return dict(claims)
+    return Verification(dict(claims), audience, bound_jkt(claims))
+
+
+def bound_jkt(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` a token is bound to, or None when it has none.
+
+    Verified claims never hold a malformed one (:func:`_check_claims` refuses it); for claims
+    read without verification a present value of any type counts as bound, so callers fail
+    closed.
+    """
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, Mapping) or cnf.get("jkt") is None:
+        return None
+    return str(cnf["jkt"])
 
 
 def _parse(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
@@ -246,8 +271,9 @@ def _is_number(value: Any) -> bool:
 
 def _check_claims(
     claims: Mapping[str, Any], policy: _Policy, audiences: Sequence[str], now: float
-) -> None:
-    """Validate the verified payload: presence, types, times, audience, act and cnf."""
+) -> str:
+    """Validate the verified payload (presence, types, times, audience, act and cnf); return
+    the audience that matched."""
     for name in policy.required:
         if name not in claims:
             raise InvalidToken(f"Missing required claim: {name}.")
@@ -271,7 +297,7 @@ def _check_claims(
             raise InvalidToken("Malformed nbf claim.")
         if nbf > now + leeway:
             raise InvalidToken("Token is not yet valid.")
-    _check_audience(claims["aud"], audiences)
+    audience = _check_audience(claims["aud"], audiences)
     if "act" in claims:
         if claims["act"] is None:
             raise InvalidActClaim()
@@ -286,21 +312,23 @@ def _check_claims(
         permissions = claims["permissions"]
         if type(permissions) is not list or not all(type(p) is str for p in permissions):
             raise InvalidToken("Malformed permissions claim.")
+    return audience
 
 
 def _non_empty_str(value: Any) -> bool:
     return type(value) is str and bool(value)
 
 
-def _check_audience(aud: Any, audiences: Sequence[str]) -> None:
-    """Any-of match of the ``aud`` claim (a string or a list of strings) against ``audiences``."""
+def _check_audience(aud: Any, audiences: Sequence[str]) -> str:
+    """Any-of match of the ``aud`` claim (a string or a list of strings) against ``audiences``;
+    return the accepted audience that matched."""
     if type(aud) is str:
         if aud in audiences:
-            return
+            return aud
     elif type(aud) is list and aud and all(type(a) is str for a in aud):
         for accepted in audiences:
             if accepted in aud:
-                return
+                return accepted
     else:
         raise InvalidToken("Malformed aud claim.")
     raise InvalidToken("Invalid audience.")

@@ -269,6 +269,7 @@ def test_an_exchange_signal_writes_an_exchange_row(settings):
         token_type="Bearer",
         expires_at=0,
         claims=claims,
+        subject_audience="https://mcp.example.com",
     )
     event = DelegationEvent.objects.get()
     assert event.kind == "exchange"

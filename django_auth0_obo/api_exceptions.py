@@ -1,4 +1,5 @@
-"""The DRF boundary: core exceptions become DRF exceptions with stable codes and short messages."""
+"""The DRF boundary: core exceptions and our permissions' refusals become DRF exceptions with
+stable codes and short messages, here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from rest_framework.response import Response
 
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable, TokenExchangeError
 
+#: RFC 6750 §3.1: the token lacks a scope the request needs.
+INSUFFICIENT_SCOPE = "insufficient_scope"
+
 
 class Auth0AuthenticationFailed(exceptions.AuthenticationFailed):
     """401 (or 400 for ``invalid_request``) carrying the RFC error code of the core error."""
@@ -18,6 +22,22 @@ class Auth0AuthenticationFailed(exceptions.AuthenticationFailed):
         self.status_code = error.status_code
         self.auth0_error = error
         super().__init__(detail=error.description, code=error.error)
+
+
+class Auth0PermissionDenied(exceptions.PermissionDenied):
+    """403 whose body is ``{"detail": message, "code": code}``: one of our permissions refused."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.refusal_code = code
+        super().__init__(detail={"detail": message, "code": code})
+
+
+class InsufficientScope(Auth0PermissionDenied):
+    """403 ``insufficient_scope`` with its ``WWW-Authenticate`` challenge (RFC 6750 §3.1)."""
+
+    def __init__(self, message: str, auth_header: str) -> None:
+        super().__init__(INSUFFICIENT_SCOPE, message)
+        self.auth_header = auth_header
 
 
 class ServiceUnavailable(exceptions.APIException):

@@ -137,10 +137,12 @@ class Auth0Authentication(BaseAuthentication):
         return user
 
     def authenticate_header(self, request: Request) -> str:
-        return challenges.authenticate_header(
-            realm=obo_settings.REALM,
-            dpop_mode=obo_settings.DPOP_MODE,
-            dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-            error=getattr(request._request, ERROR_ATTRIBUTE, None),
-            resource_metadata=challenges.resource_metadata_url(request),
+        error: AuthenticationError | None = getattr(request._request, ERROR_ATTRIBUTE, None)
+        if error is None:
+            return challenges.for_request(request)
+        return challenges.for_request(
+            request,
+            error=error.error,
+            error_description=error.description,
+            error_scheme=error.scheme,
         )

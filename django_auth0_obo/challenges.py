@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-from django_auth0_obo.exceptions import AuthenticationError
+from django_auth0_obo.conf import as_tuple, obo_settings
 
 #: URL name of the RFC 9728 metadata view in ``django_auth0_obo.urls``.
 METADATA_URL_NAME = "django_auth0_obo:oauth-protected-resource"
@@ -36,20 +36,25 @@ def authenticate_header(
     realm: str,
     dpop_mode: str,
     dpop_algorithms: Iterable[str],
-    error: AuthenticationError | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+    error_scheme: str | None = None,
     resource_metadata: str | None = None,
     scope: str | None = None,
 ) -> str:
-    """The full header: a Bearer and/or a DPoP challenge, the error on the scheme it concerns."""
+    """The full header: a Bearer and/or a DPoP challenge, the error on the scheme it concerns.
+
+    ``error`` is an RFC 6750 / RFC 9449 code; ``error_scheme`` the scheme it belongs to (None,
+    or a scheme not offered: the first challenge).
+    """
     challenges: list[str] = []
     offered = []
     if dpop_mode != "required":
         offered.append("Bearer")
     if dpop_mode != "disabled":
         offered.append("DPoP")
-    error_scheme = None
-    if error is not None:
-        error_scheme = error.scheme if error.scheme in offered else offered[0]
+    if error is not None and error_scheme not in offered:
+        error_scheme = offered[0]
     for scheme in offered:
         params: list[tuple[str, str | None]] = []
         if scheme == "Bearer":
@@ -57,14 +62,38 @@ def authenticate_header(
         else:
             params.append(("algs", " ".join(dpop_algorithms)))
         if error is not None and scheme == error_scheme:
-            params.append(("error", error.error))
-            params.append(("error_description", error.description))
+            params.append(("error", error))
+            params.append(("error_description", error_description))
         if scope:
             params.append(("scope", scope))
         if resource_metadata:
             params.append(("resource_metadata", resource_metadata))
         challenges.append(challenge(scheme, params))
     return ", ".join(challenges)
+
+
+def for_request(
+    request: HttpRequest,
+    *,
+    error: str | None = None,
+    error_description: str | None = None,
+    error_scheme: str | None = None,
+    scope: str | None = None,
+    dpop_mode: str | None = None,
+) -> str:
+    """The header for ``request``: realm, DPoP mode and algorithms from the settings (``dpop_mode``
+    overrides the mode, e.g. to challenge only the scheme the client used), and the metadata URL
+    when its URLs are installed."""
+    return authenticate_header(
+        realm=obo_settings.REALM,
+        dpop_mode=dpop_mode or obo_settings.DPOP_MODE,
+        dpop_algorithms=as_tuple(obo_settings.DPOP_ALGORITHMS),
+        error=error,
+        error_description=error_description,
+        error_scheme=error_scheme,
+        resource_metadata=resource_metadata_url(request),
+        scope=scope,
+    )
 
 
 def resource_metadata_url(request: HttpRequest) -> str | None:

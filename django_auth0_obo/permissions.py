@@ -15,13 +15,16 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from django_auth0_obo import audit, challenges, signals
+from django_auth0_obo.api_exceptions import (
+    INSUFFICIENT_SCOPE,
+    Auth0PermissionDenied,
+    InsufficientScope,
+)
 from django_auth0_obo.conf import as_tuple, obo_settings, view_option
-from django_auth0_obo.exceptions import AuthenticationError
 from django_auth0_obo.verified import VerifiedToken
 
 #: Attribute on the Django ``HttpRequest`` listing this request's refusals, oldest first.
@@ -34,7 +37,6 @@ DIRECT_TOKEN_NOT_ALLOWED = "direct_token_not_allowed"
 ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
 DELEGATION_TOO_DEEP = "delegation_too_deep"
 NOT_AN_AUTH0_TOKEN = "not_an_auth0_token"
-INSUFFICIENT_SCOPE = "insufficient_scope"
 
 #: Reasons that concern the actor (they send ``actor_denied``).
 ACTOR_REASONS = frozenset(
@@ -50,22 +52,6 @@ class Refusal:
     message: str
     actor: str | None = None
     scopes: tuple[str, ...] = ()
-
-
-class Auth0PermissionDenied(exceptions.PermissionDenied):
-    """403 whose body is ``{"detail": message, "code": code}``."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
-        super().__init__(detail={"detail": refusal.message, "code": refusal.code})
-
-
-class InsufficientScope(Auth0PermissionDenied):
-    """403 with ``WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`` (RFC 6750)."""
-
-    def __init__(self, refusal: Refusal, auth_header: str) -> None:
-        super().__init__(refusal)
-        self.auth_header = auth_header
 
 
 class _Auth0Permission(BasePermission):
@@ -213,29 +199,20 @@ def refusal_exception(request: Request, refusal: Refusal) -> Auth0PermissionDeni
             sender=AllowedActors, request=request, actor=refusal.actor, reason=refusal.code
         )
     if refusal.code == INSUFFICIENT_SCOPE:
-        header = challenges.authenticate_header(
-            realm=obo_settings.REALM,
-            dpop_mode=_challenge_mode(request),
-            dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-            error=InsufficientScopeError(refusal.message),
+        header = challenges.for_request(
+            request,
+            error=INSUFFICIENT_SCOPE,
+            error_description=refusal.message,
             scope=" ".join(refusal.scopes),
-            resource_metadata=challenges.resource_metadata_url(request),
+            dpop_mode=_used_scheme_mode(request),
         )
-        return InsufficientScope(refusal, header)
-    return Auth0PermissionDenied(refusal)
+        return InsufficientScope(refusal.message, header)
+    return Auth0PermissionDenied(refusal.code, refusal.message)
 
 
-def _challenge_mode(request: Request) -> str:
+def _used_scheme_mode(request: Request) -> str | None:
     """Challenge only the scheme the client used, so ``error=`` lands on it."""
     token = request.auth
     if isinstance(token, VerifiedToken):
         return "required" if token.scheme == "DPoP" else "disabled"
-    return obo_settings.DPOP_MODE
-
-
-class InsufficientScopeError(AuthenticationError):
-    """RFC 6750 §3.1 ``insufficient_scope``, for the challenge builder."""
-
-    error = INSUFFICIENT_SCOPE
-    status_code = 403
-    default_description = "The token lacks a required scope."
+    return None

@@ -11,8 +11,19 @@ from rest_framework.response import Response
 
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable, TokenExchangeError
 
+# The stable ``code`` of each refusal by our permissions (the README's permission table).
+NOT_AN_AUTH0_TOKEN = "not_an_auth0_token"
+DIRECT_TOKEN_NOT_ALLOWED = "direct_token_not_allowed"
+ACTOR_NOT_ALLOWED = "actor_not_allowed"
+ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
+DELEGATION_TOO_DEEP = "delegation_too_deep"
 #: RFC 6750 §3.1: the token lacks a scope the request needs.
 INSUFFICIENT_SCOPE = "insufficient_scope"
+
+#: Refusals that concern the actor (they send ``actor_denied``).
+ACTOR_REASONS = frozenset(
+    {ACTOR_NOT_ALLOWED, DIRECT_TOKEN_NOT_ALLOWED, ACTOR_AZP_MISMATCH, DELEGATION_TOO_DEEP}
+)
 
 
 class Auth0AuthenticationFailed(exceptions.AuthenticationFailed):

@@ -1,17 +1,14 @@
 """The delegation audit trail: one ``DelegationEvent`` row per audited request or exchange.
 
 How a request's row is written exactly once, after the permission decision, with nothing in the
-view but ``Auth0Authentication``:
+view but ``Auth0Authentication`` (the order of calls is told in :mod:`.instrument`):
 
-1. ``token_verified`` (sent by the authentication class on success) calls :func:`begin`, which
-   builds a pending event from the verified claims and the request (never the token) and keeps it
-   on the Django request. When the DRF view is known, its ``check_permissions`` is wrapped on that
-   view *instance*: DRF authenticates in ``initial()`` just before it checks permissions, so the
-   wrapper sees the whole decision, whichever permission classes the view uses.
+1. :func:`begin` builds a pending event from the verified token and the request (never the
+   token itself) and keeps it on the Django request.
 2. Our permissions call :func:`mark_denied` with their reason code when the view refuses.
-3. The wrapper writes the row as soon as the decision is known: ``allowed`` when
-   ``check_permissions`` returns, ``denied`` (with our reason, or the DRF exception's code for
-   other permission classes) when it raises.
+3. :func:`decided` writes the row as soon as the view's ``check_permissions`` has returned
+   (``allowed``) or raised (``denied``, with our reason, or the DRF exception's code for other
+   permission classes).
 4. Backstop: every pending event is also listed in a context variable, and ``request_finished``
    writes any that were not written yet (a view that authenticates lazily inside its permission
    check, or a call outside a DRF view). Under ``ATOMIC_REQUESTS`` rows are deferred to
@@ -26,7 +23,6 @@ Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signal
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,8 +44,6 @@ logger = logging.getLogger("django_auth0_obo")
 
 #: Attribute on the Django ``HttpRequest`` holding its pending event.
 PENDING_ATTRIBUTE = "auth0_obo_audit_event"
-#: Marker set on a view instance once its ``check_permissions`` is wrapped.
-HOOKED_ATTRIBUTE = "_auth0_obo_check_permissions_hooked"
 
 ALLOWED = "allowed"
 DENIED = "denied"
@@ -87,9 +81,18 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
     )
     setattr(django_request, PENDING_ATTRIBUTE, event)
     _remember(event)
-    if view is not None:
-        _hook_check_permissions(view, event)
     return event
+
+
+def decided(request: Request, error: BaseException | None = None) -> None:
+    """The view's permission check returned (``error`` None) or raised ``error``: write the row."""
+    event = getattr(getattr(request, "_request", request), PENDING_ATTRIBUTE, None)
+    if event is None:
+        return
+    if error is not None and event.outcome != DENIED and not event.written:
+        event.outcome = DENIED
+        event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
+    flush(event)
 
 
 def mark_denied(request: Request, reason: str) -> None:
@@ -154,27 +157,6 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
     }
 
 
-def _hook_check_permissions(view: Any, event: PendingEvent) -> None:
-    if getattr(view, HOOKED_ATTRIBUTE, False):
-        return
-    original = view.check_permissions
-
-    @functools.wraps(original)
-    def check_permissions(request: Request) -> None:
-        try:
-            original(request)
-        except Exception as error:
-            if event.outcome != DENIED and not event.written:
-                event.outcome = DENIED
-                event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
-            flush(event)
-            raise
-        flush(event)
-
-    view.check_permissions = check_permissions
-    setattr(view, HOOKED_ATTRIBUTE, True)
-
-
 def _remember(event: PendingEvent) -> None:
     events = _pending.get()
     if events is None:
@@ -204,13 +186,6 @@ def _in_request_transaction() -> bool:
 # called directly) are written when the next one starts rather than lost.
 request_started.connect(_flush_pending, dispatch_uid="django_auth0_obo.audit.started")
 request_finished.connect(_flush_pending, dispatch_uid="django_auth0_obo.audit.finished")
-
-
-def _on_token_verified(sender: Any, request: Request, token: VerifiedToken, **kwargs: Any) -> None:
-    begin(request, token)
-
-
-signals.token_verified.connect(_on_token_verified, dispatch_uid="django_auth0_obo.audit.verified")
 
 
 # Exchanges.

@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, dpop, signals, tokens
+from django_auth0_obo import challenges, dpop, instrument, signals, tokens
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import (
@@ -59,6 +59,7 @@ class Auth0Authentication(BaseAuthentication):
         except TenantUnavailable as error:
             logger.warning("Cannot verify tokens: %s", error.description)
             raise ServiceUnavailable() from error
+        instrument.request_authenticated(request, verified)
         signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 

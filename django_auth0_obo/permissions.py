@@ -3,55 +3,46 @@ scopes (``HasScopes``).
 
 Both return False rather than raise, so they compose with DRF's ``&``, ``|`` and ``~`` like any
 permission. When one of them refused and the view's overall decision is a refusal, the view's
-``permission_denied`` (wrapped on the view instance the first time one of ours refuses) turns
-DRF's generic ``PermissionDenied`` into ours: a 403 whose body carries a machine-readable ``code``,
-an ``insufficient_scope`` challenge for scopes, an audit row with the reason, and the
-``actor_denied`` signal. If a composition lets the request through, nothing of that happens.
+``permission_denied`` turns DRF's generic ``PermissionDenied`` into ours: a 403 whose body
+carries a machine-readable ``code``, an ``insufficient_scope`` challenge for scopes, an audit row
+with the reason, and the ``actor_denied`` signal (see :mod:`django_auth0_obo.instrument`). If a
+composition lets the request through, nothing of that happens.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from django_auth0_obo import audit, challenges, signals
 from django_auth0_obo.api_exceptions import (
+    ACTOR_AZP_MISMATCH,
+    ACTOR_NOT_ALLOWED,
+    ACTOR_REASONS,
+    DELEGATION_TOO_DEEP,
+    DIRECT_TOKEN_NOT_ALLOWED,
     INSUFFICIENT_SCOPE,
-    Auth0PermissionDenied,
-    InsufficientScope,
+    NOT_AN_AUTH0_TOKEN,
 )
 from django_auth0_obo.conf import as_tuple, obo_settings, view_option
+from django_auth0_obo.instrument import Refusal, record_refusal, refusal_exception
 from django_auth0_obo.verified import VerifiedToken
 
-#: Attribute on the Django ``HttpRequest`` listing this request's refusals, oldest first.
-REFUSALS_ATTRIBUTE = "auth0_obo_refusals"
-#: Marker set on a view instance once its ``permission_denied`` is wrapped.
-HOOKED_ATTRIBUTE = "_auth0_obo_permission_denied_hooked"
-
-ACTOR_NOT_ALLOWED = "actor_not_allowed"
-DIRECT_TOKEN_NOT_ALLOWED = "direct_token_not_allowed"
-ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
-DELEGATION_TOO_DEEP = "delegation_too_deep"
-NOT_AN_AUTH0_TOKEN = "not_an_auth0_token"
-
-#: Reasons that concern the actor (they send ``actor_denied``).
-ACTOR_REASONS = frozenset(
-    {ACTOR_NOT_ALLOWED, DIRECT_TOKEN_NOT_ALLOWED, ACTOR_AZP_MISMATCH, DELEGATION_TOO_DEEP}
-)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why one of our permissions said no: a stable code, a message (never a token)."""
-
-    code: str
-    message: str
-    actor: str | None = None
-    scopes: tuple[str, ...] = ()
+__all__ = [
+    "ACTOR_AZP_MISMATCH",
+    "ACTOR_NOT_ALLOWED",
+    "ACTOR_REASONS",
+    "DELEGATION_TOO_DEEP",
+    "DIRECT_TOKEN_NOT_ALLOWED",
+    "INSUFFICIENT_SCOPE",
+    "NOT_AN_AUTH0_TOKEN",
+    "AllowedActors",
+    "HasScopes",
+    "Refusal",
+    "refusal_exception",
+]
 
 
 class _Auth0Permission(BasePermission):
@@ -62,12 +53,8 @@ class _Auth0Permission(BasePermission):
         """Remember the refusal for ``permission_denied`` and return False."""
         self.message = {"detail": refusal.message, "code": refusal.code}
         self.code = refusal.code
-        refusals = getattr(request._request, REFUSALS_ATTRIBUTE, None)
-        if refusals is None:
-            refusals = []
-            setattr(request._request, REFUSALS_ATTRIBUTE, refusals)
-        refusals.append(refusal)
-        _hook_permission_denied(view)
+        sender = AllowedActors if isinstance(self, AllowedActors) else type(self)
+        record_refusal(request, view, replace(refusal, sender=sender))
         return False
 
 
@@ -160,59 +147,3 @@ class HasScopes(_Auth0Permission):
     def get_required_scopes(self, view: Any) -> tuple[str, ...]:
         scopes = view_option(view, "required_scopes")
         return tuple(scope for item in as_tuple(scopes) for scope in item.split())
-
-
-def _hook_permission_denied(view: Any) -> None:
-    """Wrap ``view.permission_denied`` on this view instance (once), see the module docstring."""
-    if view is None or getattr(view, HOOKED_ATTRIBUTE, False):
-        return
-    original = getattr(view, "permission_denied", None)
-    if original is None:
-        return
-
-    @functools.wraps(original)
-    def permission_denied(request: Request, message: Any = None, code: str | None = None) -> Any:
-        if request.authenticators and not request.successful_authenticator:
-            return original(request, message=message, code=code)
-        refusal = _pick_refusal(request, code)
-        if refusal is None:
-            return original(request, message=message, code=code)
-        raise refusal_exception(request, refusal)
-
-    view.permission_denied = permission_denied
-    setattr(view, HOOKED_ATTRIBUTE, True)
-
-
-def _pick_refusal(request: Request, code: str | None) -> Refusal | None:
-    refusals: list[Refusal] = getattr(request._request, REFUSALS_ATTRIBUTE, None) or []
-    for refusal in reversed(refusals):
-        if refusal.code == code:
-            return refusal
-    return refusals[0] if refusals else None
-
-
-def refusal_exception(request: Request, refusal: Refusal) -> Auth0PermissionDenied:
-    """Record the refusal (audit, signal) and return the exception to raise."""
-    audit.mark_denied(request, refusal.code)
-    if refusal.code in ACTOR_REASONS:
-        signals.actor_denied.send(
-            sender=AllowedActors, request=request, actor=refusal.actor, reason=refusal.code
-        )
-    if refusal.code == INSUFFICIENT_SCOPE:
-        header = challenges.for_request(
-            request,
-            error=INSUFFICIENT_SCOPE,
-            error_description=refusal.message,
-            scope=" ".join(refusal.scopes),
-            dpop_mode=_used_scheme_mode(request),
-        )
-        return InsufficientScope(refusal.message, header)
-    return Auth0PermissionDenied(refusal.code, refusal.message)
-
-
-def _used_scheme_mode(request: Request) -> str | None:
-    """Challenge only the scheme the client used, so ``error=`` lands on it."""
-    token = request.auth
-    if isinstance(token, VerifiedToken):
-        return "required" if token.scheme == "DPoP" else "disabled"
-    return None

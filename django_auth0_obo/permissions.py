@@ -11,9 +11,11 @@ composition lets the request through, nothing of that happens.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -83,14 +85,15 @@ class AllowedActors(_Auth0Permission):
                 view,
                 Refusal(DIRECT_TOKEN_NOT_ALLOWED, "This API only accepts delegated tokens."),
             )
-        if actor not in self.get_allowed_actors(view):
+        actor_client = token.actor_client_id
+        allowed = self.get_allowed_actors(view)
+        if actor not in allowed and (actor_client is None or actor_client not in allowed):
             return self.refuse(
                 request,
                 view,
                 Refusal(ACTOR_NOT_ALLOWED, f"Actor {actor!r} may not call this API.", actor),
             )
-        azp = token.claims.get("azp")
-        if obo_settings.REQUIRE_ACTOR_AZP_MATCH and azp is not None and azp != actor:
+        if obo_settings.REQUIRE_ACTOR_AZP_MATCH and not _client_matches(token):
             return self.refuse(
                 request,
                 view,
@@ -115,7 +118,10 @@ class AllowedActors(_Auth0Permission):
         return True
 
     def get_allowed_actors(self, view: Any) -> frozenset[str]:
-        """Return the view's allow-list, else the ``ALLOWED_ACTORS`` setting (empty: nobody)."""
+        """Return the view's allow-list, else the ``ALLOWED_ACTORS`` setting (empty: nobody).
+
+        It may name actors (``act.sub``, e.g. ``agt_…`` agents) or their clients
+        (``act.client_id``)."""
         actors = view_option(view, "allowed_actors")
         if actors is None:
             actors = obo_settings.ALLOWED_ACTORS
@@ -124,7 +130,12 @@ class AllowedActors(_Auth0Permission):
 
 class HasScopes(_Auth0Permission):
     """Every scope in the view's ``required_scopes`` (or ``get_required_scopes()``) is granted,
-    by the ``scope`` claim or by Auth0 RBAC ``permissions``."""
+    by the ``scope`` claim or by Auth0 RBAC ``permissions``.
+
+    A view with no required scopes raises ``ImproperlyConfigured`` (as django-oauth-toolkit's
+    ``TokenHasScope`` does): a forgotten or misspelt attribute must never grant everything. The
+    ``auth0_obo.E020`` system check finds such views in the URLconf before a request does.
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
         required = self.get_required_scopes(view)
@@ -145,5 +156,38 @@ class HasScopes(_Auth0Permission):
         )
 
     def get_required_scopes(self, view: Any) -> tuple[str, ...]:
+        """The view's required scopes; none at all is a configuration error, never a grant."""
         scopes = view_option(view, "required_scopes")
-        return tuple(scope for item in as_tuple(scopes) for scope in item.split())
+        required = tuple(scope for item in as_tuple(scopes) for scope in item.split())
+        if not required:
+            raise ImproperlyConfigured(
+                f"{_view_name(view)} uses HasScopes but has no required_scopes: set "
+                "required_scopes (or define get_required_scopes()) on the view."
+            )
+        return required
+
+
+def _client_matches(token: VerifiedToken) -> bool:
+    """The actor/client consistency check (Auth0's OBO guide).
+
+    The token's client is ``azp`` (Auth0's profile), else ``client_id`` (the RFC 9068 profile);
+    a token naming neither is compared on neither. The actor's client is ``act.client_id`` when
+    present (an agent acting through its client), else the actor itself; a present but
+    malformed ``act.client_id`` never matches.
+    """
+    claims = token.claims
+    if "azp" in claims:
+        client = claims["azp"]
+    elif "client_id" in claims:
+        client = claims["client_id"]
+    else:
+        return True
+    act = claims.get("act")
+    if isinstance(act, Mapping) and "client_id" in act:
+        return token.actor_client_id is not None and client == token.actor_client_id
+    return client == token.current_actor
+
+
+def _view_name(view: Any) -> str:
+    cls = view if isinstance(view, type) else type(view)
+    return f"{cls.__module__}.{cls.__name__}"  # @api_view sets __name__, not __qualname__

@@ -86,6 +86,17 @@ class VerifiedToken:
         """Every actor, newest first; earlier actors are for audit only."""
         return get_delegation_chain(self.claims)
 
+    @cached_property
+    def actor_client_id(self) -> str | None:
+        """The current actor's client, ``act.client_id`` (Auth0's agents as principals: the
+        actor is an agent ``agt_…`` acting through that client), else None."""
+        return _actor_member(self.claims, "client_id")
+
+    @cached_property
+    def actor_profile(self) -> str | None:
+        """The current actor's profile, ``act.sub_profile`` (e.g. ``"ai_agent"``), else None."""
+        return _actor_member(self.claims, "sub_profile")
+
     @property
     def is_delegated(self) -> bool:
         return self.claims.get("act") is not None
@@ -115,3 +126,9 @@ def _settings_audience(claims: Mapping[str, Any]) -> str:
         if accepted in aud:
             return accepted
     return aud[0] if aud else ""
+
+
+def _actor_member(claims: Mapping[str, Any], name: str) -> str | None:
+    act = claims.get("act")
+    value = act.get(name) if isinstance(act, Mapping) else None
+    return value if isinstance(value, str) and value else None

@@ -15,7 +15,9 @@ view but ``Auth0Authentication`` (the order of calls is told in :mod:`.instrumen
    ``request_finished`` too, so a rolled-back request (DRF rolls back on every 403) does not take
    its denial row with it. A ``written`` flag makes every path idempotent.
 
-Writing never fails the request: a database error is logged as a warning and the request goes on.
+Writing never fails the request: a failed write is logged at ERROR and sent as
+``audit_write_failed``, and the request goes on. What cannot be stored (NUL, lone surrogates) is
+escaped by :func:`storable` when the fields are built, so no request can make its row fail.
 Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signals (kind
 ``exchange``).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -126,8 +129,38 @@ def write_event(fields: dict[str, Any]) -> None:
     try:
         with transaction.atomic(using=alias):
             DelegationEvent.objects.using(alias).create(**_truncate(DelegationEvent, fields))
-    except DatabaseError as error:
-        logger.warning("Could not write a delegation audit row: %s", error.__class__.__name__)
+    except (DatabaseError, ValueError) as error:
+        write_failed(error, [fields])
+
+
+def write_failed(error: BaseException, rows: list[dict[str, Any]]) -> None:
+    """A write of ``rows`` failed: an ERROR for the operator and ``audit_write_failed``, so a
+    lost row is never quiet. The request goes on."""
+    logger.error(
+        "Could not write %d delegation audit row(s): %s", len(rows), error.__class__.__name__
+    )
+    signals.audit_write_failed.send(sender=write_event, error=error, rows=rows)
+
+
+def storable(value: Any) -> Any:
+    """``value`` (a string, or a list or dict of them) with what a database cannot store
+    escaped: NUL (PostgreSQL text and jsonb refuse it) and lone surrogates (not UTF-8) become
+    ``\\uXXXX``, and ``\\`` becomes ``\\\\`` so an escape cannot be forged by sending one."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(_escape, value)
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
+
+
+_UNSTORABLE = re.compile(r"[\\\x00\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\u{ord(char):04x}"
 
 
 def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> dict[str, Any]:
@@ -139,24 +172,26 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
     view_name = (match.view_name if match is not None else "") or (
         type(view).__qualname__ if view is not None else ""
     )
-    return {
-        "kind": "request",
-        "subject": _str(claims.get("sub")),
-        "current_actor": chain[0] if chain else "",
-        "actor_client_id": token.actor_client_id or "",
-        "actor_profile": token.actor_profile or "",
-        "delegation_chain": chain,
-        "depth": len(chain),
-        "azp": _str(claims.get("azp")) or _str(claims.get("client_id")),
-        "org_id": _str(claims.get("org_id")),
-        "audience": token.audience,
-        "scopes": " ".join(sorted(token.scopes)),
-        "method": django_request.method or "",
-        "path": django_request.path,  # never the query string: it may carry secrets
-        "view_name": view_name,
-        "jkt": token.jkt or "",
-        "jti": _str(claims.get("jti")),
-    }
+    return storable(
+        {
+            "kind": "request",
+            "subject": _str(claims.get("sub")),
+            "current_actor": chain[0] if chain else "",
+            "actor_client_id": token.actor_client_id or "",
+            "actor_profile": token.actor_profile or "",
+            "delegation_chain": chain,
+            "depth": len(chain),
+            "azp": _str(claims.get("azp")) or _str(claims.get("client_id")),
+            "org_id": _str(claims.get("org_id")),
+            "audience": token.audience,
+            "scopes": " ".join(sorted(token.scopes)),
+            "method": django_request.method or "",
+            "path": django_request.path,  # never the query string: it may carry secrets
+            "view_name": view_name,
+            "jkt": token.jkt or "",
+            "jti": _str(claims.get("jti")),
+        }
+    )
 
 
 def _remember(event: PendingEvent) -> None:
@@ -209,6 +244,7 @@ def record_exchange(
     """Write one ``exchange`` row: this API (the new actor) asked for ``audience``."""
     if obo_settings.AUDIT == "off":
         return
+    verified = claims is not None
     claims = claims or {}
     try:
         earlier = get_delegation_chain(claims)
@@ -216,27 +252,32 @@ def record_exchange(
         earlier = []
     me = obo_settings.CLIENT_ID or ""
     chain = [me, *earlier] if me else earlier
-    fields = {
-        "kind": "exchange",
-        "grant": grant or "",
-        "subject": subject or _str(claims.get("sub")),
-        "current_actor": me,
-        "delegation_chain": chain,
-        "depth": len(chain),
-        "azp": _str(claims.get("azp")),
-        "org_id": _str(claims.get("org_id")),
-        "audience": subject_audience or "",
-        "scopes": _str(claims.get("scope")),
-        "target_audience": audience or "",
-        "requested_scope": requested_scope or "",
-        "granted_scope": granted_scope or "",
-        "cache_hit": cache_hit,
-        "outcome": outcome,
-        "reason": (error or "")[:64],
-        "upstream_error": (error or "")[:64],
-        "jti": _str(claims.get("jti")),
-        "jkt": bound_jkt(claims) or "",
-    }
+    fields = storable(
+        {
+            "kind": "exchange",
+            "grant": grant or "",
+            "subject": subject or _str(claims.get("sub")),
+            "current_actor": me,
+            "delegation_chain": chain,
+            "depth": len(chain),
+            "azp": _str(claims.get("azp")),
+            "org_id": _str(claims.get("org_id")),
+            "audience": subject_audience or "",
+            "scopes": _str(claims.get("scope")),
+            "target_audience": audience or "",
+            "requested_scope": requested_scope or "",
+            "granted_scope": granted_scope or "",
+            "cache_hit": cache_hit,
+            "outcome": outcome,
+            "reason": (error or "")[:64],
+            "upstream_error": (error or "")[:64],
+            "jti": _str(claims.get("jti")),
+            "jkt": bound_jkt(claims) or "",
+            # A subject read from a raw-string token is the caller's word, unless the tenant
+            # accepted that token (the exchange succeeded).
+            "subject_verified": verified or outcome == ALLOWED,
+        }
+    )
     event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=fields["reason"])
     if _in_request_transaction():
         _remember(event)

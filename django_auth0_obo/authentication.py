@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -44,6 +45,7 @@ class Auth0Authentication(BaseAuthentication):
 
     keywords = ("bearer", "dpop")
 
+    @sensitive_variables()
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
         try:
             credentials = self.get_credentials(request)
@@ -63,6 +65,7 @@ class Auth0Authentication(BaseAuthentication):
         signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 
+    @sensitive_variables()
     def get_credentials(self, request: Request) -> tuple[str, str] | None:
         """Return ``(scheme, raw token)`` from the Authorization header, or None if not ours."""
         header = request.META.get("HTTP_AUTHORIZATION")
@@ -79,6 +82,7 @@ class Auth0Authentication(BaseAuthentication):
             raise InvalidRequest("Malformed Authorization header.")
         return scheme, raw_token
 
+    @sensitive_variables()
     def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
         """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
         mode = obo_settings.DPOP_MODE
@@ -111,6 +115,7 @@ class Auth0Authentication(BaseAuthentication):
         )
         return VerifiedToken.from_verification(raw_token, verification, "DPoP", jkt=jkt)
 
+    @sensitive_variables()
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
         value = request.META.get("HTTP_DPOP")

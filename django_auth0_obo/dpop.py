@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import jwt
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import conf, replay
 from django_auth0_obo.conf import obo_settings
@@ -147,6 +148,9 @@ def allowed_algorithms() -> frozenset[str]:
         return algs
 
 
+@sensitive_variables(
+    "proof", "access_token", "signing_input", "signature_b64", "header_b64", "payload_b64"
+)
 def verify_proof(
     proof: str,
     *,

@@ -30,3 +30,8 @@ token_exchanged = Signal()
 #: ``token_exchanged``, plus ``error`` and ``error_description`` (the tenant's words) and
 #: ``status_code``.
 exchange_failed = Signal()
+
+#: Sent when audit rows could not be written (sender ``audit.write_event``): ``error`` (the
+#: exception) and ``rows`` (the field dicts that were lost: claims and request metadata, never a
+#: token). The failure is also logged at ERROR; the request itself goes on.
+audit_write_failed = Signal()

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from django.views.decorators.debug import sensitive_variables
+
 from django_auth0_obo import keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import as_tuple, obo_settings, on_reload
@@ -156,6 +158,7 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
     return verify(token, audiences=audiences).claims
 
 
+@sensitive_variables()
 def verify(token: str, *, audiences: Sequence[str] | str | None = None) -> Verification:
     """:func:`verify_access_token`, returning the matched audience and ``cnf.jkt`` too."""
     policy = _policy or _load_policy()

@@ -143,12 +143,17 @@ class Auth0Authentication(BaseAuthentication):
         return user
 
     def authenticate_header(self, request: Request) -> str:
+        """The 401 challenge: the failure's RFC error code if any, and ``scope=`` (the view's
+        required scopes, else SCOPES_SUPPORTED)."""
         error: AuthenticationError | None = getattr(request._request, ERROR_ATTRIBUTE, None)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        scope = challenges.challenge_scope(view_option(view, "required_scopes"))
         if error is None:
-            return challenges.for_request(request)
+            return challenges.for_request(request, scope=scope)
         return challenges.for_request(
             request,
             error=error.error,
             error_description=error.description,
             error_scheme=error.scheme,
+            scope=scope,
         )

@@ -12,9 +12,12 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from django_auth0_obo.conf import as_tuple, obo_settings
+from django_auth0_obo.metadata import resource_path
 
 #: URL name of the RFC 9728 metadata view in ``django_auth0_obo.urls``.
 METADATA_URL_NAME = "django_auth0_obo:oauth-protected-resource"
+#: Its path form, ``/.well-known/oauth-protected-resource/<resource path>``.
+METADATA_PATH_URL_NAME = "django_auth0_obo:oauth-protected-resource-path"
 
 MAX_DESCRIPTION_LENGTH = 200
 
@@ -97,9 +100,25 @@ def for_request(
 
 
 def resource_metadata_url(request: HttpRequest) -> str | None:
-    """Absolute URL of this API's protected resource metadata, when its URLs are installed."""
+    """Absolute URL of this API's protected resource metadata, when its URLs are installed.
+
+    For a RESOURCE with a path it is the path form, whose document carries exactly that
+    ``resource`` (RFC 9728 §3.3: clients compare the two)."""
+    path = resource_path(obo_settings.resource or "")
     try:
-        path = reverse(METADATA_URL_NAME)
+        if path:
+            url = reverse(METADATA_PATH_URL_NAME, kwargs={"resource_path": path})
+        else:
+            url = reverse(METADATA_URL_NAME)
     except NoReverseMatch:
         return None
-    return request.build_absolute_uri(path)
+    return request.build_absolute_uri(url)
+
+
+def challenge_scope(required: Iterable[str] | str | None) -> str | None:
+    """``scope=`` of a 401 challenge (what MCP clients ask for at authorization): the required
+    scopes when known, else SCOPES_SUPPORTED; None when neither names any."""
+    scopes = [scope for item in as_tuple(required) for scope in item.split()]
+    if not scopes:
+        scopes = list(as_tuple(obo_settings.SCOPES_SUPPORTED))
+    return " ".join(scopes) or None

@@ -114,8 +114,8 @@ CASES = {
         nothing,
         401,
         None,
-        f'Bearer realm="api", resource_metadata="{METADATA}", '
-        f'DPoP algs="ES256", resource_metadata="{METADATA}"',
+        f'Bearer realm="api", scope="read:data", resource_metadata="{METADATA}", '
+        f'DPoP algs="ES256", scope="read:data", resource_metadata="{METADATA}"',
         {"DPOP_ALGORITHMS": "ES256"},
     ),
 }

@@ -21,12 +21,10 @@ from django_auth0_obo.exchange import get_token_on_behalf_of
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import DPoPKey, LocalTenant
 from django_auth0_obo.verified import VerifiedToken
+from tests.bearer_urls import API, CALENDAR_API, MCP_API
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_verified_matches")]
 
-API = "https://api.example.com"
-MCP_API = "https://mcp.example.com"
-CALENDAR_API = "https://calendar-api.example.com"
 ACTOR = "mcp-server-client"
 
 

@@ -29,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, connections, router, transaction
@@ -44,6 +44,8 @@ from django_auth0_obo.tokens import bound_jkt
 from django_auth0_obo.verified import VerifiedToken
 
 logger = logging.getLogger("django_auth0_obo")
+
+_T = TypeVar("_T")
 
 #: Attribute on the Django ``HttpRequest`` holding its pending event.
 PENDING_ATTRIBUTE = "auth0_obo_audit_event"
@@ -74,7 +76,7 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
     if mode == "off":
         return None
     django_request = getattr(request, "_request", request)
-    existing = getattr(django_request, PENDING_ATTRIBUTE, None)
+    existing: PendingEvent | None = getattr(django_request, PENDING_ATTRIBUTE, None)
     if existing is not None:
         return existing
     view = (getattr(request, "parser_context", None) or {}).get("view")
@@ -142,17 +144,18 @@ def write_failed(error: BaseException, rows: list[dict[str, Any]]) -> None:
     signals.audit_write_failed.send(sender=write_event, error=error, rows=rows)
 
 
-def storable(value: Any) -> Any:
+def storable(value: _T) -> _T:
     """``value`` (a string, or a list or dict of them) with what a database cannot store
     escaped: NUL (PostgreSQL text and jsonb refuse it) and lone surrogates (not UTF-8) become
     ``\\uXXXX``, and ``\\`` becomes ``\\\\`` so an escape cannot be forged by sending one."""
+    escaped: Any = value
     if isinstance(value, str):
-        return _UNSTORABLE.sub(_escape, value)
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
-    return value
+        escaped = _UNSTORABLE.sub(_escape, value)
+    elif isinstance(value, list):
+        escaped = [storable(item) for item in value]
+    elif isinstance(value, dict):
+        escaped = {storable(key): storable(item) for key, item in value.items()}
+    return cast(_T, escaped)
 
 
 _UNSTORABLE = re.compile(r"[\\\x00\ud800-\udfff]")
@@ -245,6 +248,7 @@ def record_exchange(
     if obo_settings.AUDIT == "off":
         return
     verified = claims is not None
+    reason = storable((error or "")[:64])
     claims = claims or {}
     try:
         earlier = get_delegation_chain(claims)
@@ -269,8 +273,8 @@ def record_exchange(
             "granted_scope": granted_scope or "",
             "cache_hit": cache_hit,
             "outcome": outcome,
-            "reason": (error or "")[:64],
-            "upstream_error": (error or "")[:64],
+            "reason": reason,
+            "upstream_error": reason,
             "jti": _str(claims.get("jti")),
             "jkt": bound_jkt(claims) or "",
             # A subject read from a raw-string token is the caller's word, unless the tenant
@@ -278,7 +282,7 @@ def record_exchange(
             "subject_verified": verified or outcome == ALLOWED,
         }
     )
-    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=fields["reason"])
+    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=reason)
     if _in_request_transaction():
         _remember(event)
         return

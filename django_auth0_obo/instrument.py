@@ -73,7 +73,9 @@ def record_refusal(request: Request, view: Any, refusal: Refusal) -> None:
 
 def instrument(view: Any) -> None:
     """Wrap ``check_permissions`` and ``permission_denied`` on this view instance, once."""
-    if view is None or isinstance(view, Auth0ViewMixin) or getattr(view, INSTRUMENTED_ATTRIBUTE, 0):
+    if view is None or isinstance(view, Auth0ViewMixin):
+        return
+    if getattr(view, INSTRUMENTED_ATTRIBUTE, False):
         return
     original_check = getattr(view, "check_permissions", None)
     original_denied = getattr(view, "permission_denied", None)

@@ -62,7 +62,8 @@ class VerifiedToken:
 
     @property
     def sub(self) -> str:
-        return self.claims["sub"]
+        sub: str = self.claims["sub"]
+        return sub
 
     @cached_property
     def scopes(self) -> frozenset[str]:

@@ -168,13 +168,26 @@ def _escape(match: re.Match[str]) -> str:
 
 def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> dict[str, Any]:
     """The audit fields of a request: who acted for whom, where; claims only, never the token."""
-    claims = token.claims
-    chain = token.delegation_chain
     django_request = getattr(request, "_request", request)
     match = getattr(django_request, "resolver_match", None)
     view_name = (match.view_name if match is not None else "") or (
         type(view).__qualname__ if view is not None else ""
     )
+    return token_fields(
+        token,
+        method=django_request.method or "",
+        path=django_request.path,  # never the query string: it may carry secrets
+        view_name=view_name,
+    )
+
+
+def token_fields(
+    token: VerifiedToken, *, method: str, path: str, view_name: str, audience: str | None = None
+) -> dict[str, Any]:
+    """The audit fields of a call made with ``token`` (DRF views, and callers outside DRF),
+    escaped for storage. ``audience`` defaults to the one verification matched."""
+    claims = token.claims
+    chain = token.delegation_chain
     return storable(
         {
             "kind": "request",
@@ -186,10 +199,10 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
             "depth": len(chain),
             "azp": _str(claims.get("azp")) or _str(claims.get("client_id")),
             "org_id": _str(claims.get("org_id")),
-            "audience": token.audience,
+            "audience": token.audience if audience is None else audience,
             "scopes": " ".join(sorted(token.scopes)),
-            "method": django_request.method or "",
-            "path": django_request.path,  # never the query string: it may carry secrets
+            "method": method,
+            "path": path,
             "view_name": view_name,
             "jkt": token.jkt or "",
             "jti": _str(claims.get("jti")),

@@ -148,12 +148,4 @@ class Auth0Authentication(BaseAuthentication):
         error: AuthenticationError | None = getattr(request._request, ERROR_ATTRIBUTE, None)
         view = (getattr(request, "parser_context", None) or {}).get("view")
         scope = challenges.challenge_scope(view_option(view, "required_scopes"))
-        if error is None:
-            return challenges.for_request(request, scope=scope)
-        return challenges.for_request(
-            request,
-            error=error.error,
-            error_description=error.description,
-            error_scheme=error.scheme,
-            scope=scope,
-        )
+        return challenges.for_request(request, **challenges.error_values(error), scope=scope)

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from django_auth0_obo.conf import as_tuple, obo_settings
+from django_auth0_obo.exceptions import AuthenticationError
 from django_auth0_obo.metadata import resource_path
 
 #: URL name of the RFC 9728 metadata view in ``django_auth0_obo.urls``.
@@ -73,6 +74,18 @@ def authenticate_header(
             params.append(("resource_metadata", resource_metadata))
         challenges.append(challenge(scheme, params))
     return ", ".join(challenges)
+
+
+def error_values(error: AuthenticationError | None) -> dict[str, str | None]:
+    """The plain values of a core error for :func:`authenticate_header` / :func:`for_request`
+    (``**error_values(error)``); all None without an error."""
+    if error is None:
+        return {"error": None, "error_description": None, "error_scheme": None}
+    return {
+        "error": error.error,
+        "error_description": error.description,
+        "error_scheme": error.scheme,
+    }
 
 
 def for_request(

@@ -106,3 +106,16 @@ def test_no_description_can_break_out_of_its_quotes_or_the_header(description: s
     assert all(0x20 <= ord(ch) < 0x7F for ch in value)
     start = value.index('error_description="') + len('error_description="')
     assert value[value.index('"', start) :].startswith('", DPoP algs="ES256"')
+
+
+def test_a_core_error_gives_its_plain_values_and_scheme() -> None:
+    from django_auth0_obo.exceptions import InvalidDPoPProof, InvalidToken
+
+    assert header(**challenges.error_values(InvalidDPoPProof("Replayed proof."))) == (
+        'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof", '
+        'error_description="Replayed proof."'
+    )
+    assert header(**challenges.error_values(InvalidToken("x").with_scheme("DPoP"))).endswith(
+        'DPoP algs="ES256", error="invalid_token", error_description="x"'
+    )
+    assert header(**challenges.error_values(None)) == header()

@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import signals, token_endpoint
+from django_auth0_obo import exchange_errors, signals, token_endpoint
+from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.exceptions import TokenExchangeError, UnverifiedBoundToken
+from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError, UnverifiedBoundToken
 from django_auth0_obo.exchange_params import (
     check_optional,
     check_required,
@@ -104,6 +105,14 @@ class _Subject:
     def sub(self) -> str | None:
         sub = self.claims.get("sub")
         return sub if isinstance(sub, str) else None
+
+    @property
+    def delegation_depth(self) -> int | None:
+        """How many ``act`` levels the token already has; None when its ``act`` is malformed."""
+        try:
+            return len(get_delegation_chain(self.claims))
+        except InvalidActClaim:
+            return None
 
     @property
     def exp(self) -> int | None:
@@ -257,12 +266,22 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
     try:
         lookup = get_or_fetch(key, lambda: _fetch(exchange))
     except TokenExchangeError as exc:
-        logger.warning(
-            "Token exchange (%s) for %s failed: %s (HTTP %s).",
+        exc.add_context(
+            grant=exchange.grant,
+            connection=exchange.connection,
+            delegation_depth=exchange.subject.delegation_depth,
+        )
+        failure = exchange_errors.describe(exc)
+        logger.log(
+            failure.log_level,
+            "Token exchange (%s) for %s failed: %s (HTTP %s): %s",
             exchange.grant,
             exchange.audience or "the default audience",
             exc.error,
             exc.status_code,
+            "check this API's client configuration at the tenant"
+            if failure.log_level >= logging.ERROR
+            else failure.code,
         )
         signals.exchange_failed.send(
             sender=exchange.sender,
@@ -365,6 +384,11 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
         return _Subject(raw, claims, claims, token.audience)
     raw = check_subject_token(token, "access_token")
     claims = _peek(raw)
+    if access_token_type and _certificate_bound(claims):
+        raise UnverifiedBoundToken(
+            "Refusing to exchange a certificate-bound token (cnf.x5t#S256): mTLS-bound tokens "
+            "are not supported, and the tenant does not re-check the binding."
+        )
     if access_token_type and bound_jkt(claims) is not None:
         raise UnverifiedBoundToken(
             "Refusing to exchange a raw DPoP-bound token: the tenant does not re-check the "
@@ -402,6 +426,11 @@ def _peek(token: str) -> dict[str, Any]:
     except (ValueError, TypeError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def _certificate_bound(claims: Mapping[str, Any]) -> bool:
+    cnf = claims.get("cnf")
+    return isinstance(cnf, Mapping) and "x5t#S256" in cnf
 
 
 def _text(value: Any) -> str:

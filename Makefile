@@ -24,6 +24,7 @@ demo: install
 bench: install
 	$(PY) bench/verify.py
 	$(PY) bench/exchange.py
+	$(PY) bench/async_verify.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -97,9 +97,29 @@ def for_request(
     scope: str | None = None,
     dpop_mode: str | None = None,
 ) -> str:
-    """The header for ``request``: realm, DPoP mode and algorithms from the settings (``dpop_mode``
-    overrides the mode, e.g. to challenge only the scheme the client used), and the metadata URL
-    when its URLs are installed."""
+    """The header for a Django/DRF ``request``: :func:`from_settings` with the metadata URL on
+    the request's own origin."""
+    return from_settings(
+        resource_metadata=resource_metadata_url(request),
+        error=error,
+        error_description=error_description,
+        error_scheme=error_scheme,
+        scope=scope,
+        dpop_mode=dpop_mode,
+    )
+
+
+def from_settings(
+    *,
+    resource_metadata: str | None,
+    error: str | None = None,
+    error_description: str | None = None,
+    error_scheme: str | None = None,
+    scope: str | None = None,
+    dpop_mode: str | None = None,
+) -> str:
+    """The header with realm, DPoP mode and algorithms read from the settings, here only
+    (``dpop_mode`` overrides the mode, e.g. to challenge only the scheme the client used)."""
     return authenticate_header(
         realm=obo_settings.REALM,
         dpop_mode=dpop_mode or obo_settings.DPOP_MODE,
@@ -107,25 +127,29 @@ def for_request(
         error=error,
         error_description=error_description,
         error_scheme=error_scheme,
-        resource_metadata=resource_metadata_url(request),
+        resource_metadata=resource_metadata,
         scope=scope,
     )
 
 
-def resource_metadata_url(request: HttpRequest) -> str | None:
-    """Absolute URL of this API's protected resource metadata, when its URLs are installed.
-
-    For a RESOURCE with a path it is the path form, whose document carries exactly that
-    ``resource`` (RFC 9728 §3.3: clients compare the two)."""
-    path = resource_path(obo_settings.resource or "")
+def metadata_path(resource: str | None = None) -> str | None:
+    """The path of the protected resource metadata of ``resource`` (default RESOURCE), when
+    this app's URLs are installed: the path form for a resource with a path, whose document
+    carries exactly that ``resource`` (RFC 9728 §3.3: clients compare the two)."""
+    path = resource_path(resource or obo_settings.resource or "")
     try:
         if path:
-            url = reverse(METADATA_PATH_URL_NAME, kwargs={"resource_path": path})
-        else:
-            url = reverse(METADATA_URL_NAME)
+            return reverse(METADATA_PATH_URL_NAME, kwargs={"resource_path": path})
+        return reverse(METADATA_URL_NAME)
     except NoReverseMatch:
         return None
-    return request.build_absolute_uri(url)
+
+
+def resource_metadata_url(request: HttpRequest) -> str | None:
+    """Absolute URL of this API's protected resource metadata (:func:`metadata_path`) on the
+    request's origin, when its URLs are installed."""
+    path = metadata_path()
+    return None if path is None else request.build_absolute_uri(path)
 
 
 def challenge_scope(required: Iterable[str] | str | None) -> str | None:

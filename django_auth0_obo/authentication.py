@@ -108,4 +108,4 @@ class Auth0Authentication(BaseAuthentication):
         error: AuthenticationError | None = getattr(request._request, ERROR_ATTRIBUTE, None)
         view = (getattr(request, "parser_context", None) or {}).get("view")
         scope = challenges.challenge_scope(view_option(view, "required_scopes"))
-        return challenges.for_request(request, **challenges.error_values(error), scope=scope)
+        return challenges.for_request(request, **challenges.challenge_values(error, scope=scope))

@@ -7,6 +7,7 @@ control character or an over-long text into a header.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypedDict, Unpack
 
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -76,59 +77,49 @@ def authenticate_header(
     return ", ".join(challenges)
 
 
-def error_values(error: AuthenticationError | None) -> dict[str, str | None]:
-    """The plain values of a core error for :func:`authenticate_header` / :func:`for_request`
-    (``**error_values(error)``); all None without an error."""
+class ChallengeValues(TypedDict, total=False):
+    """What a caller may say about a challenge; the settings supply the rest."""
+
+    error: str | None
+    error_description: str | None
+    error_scheme: str | None
+    scope: str | None
+    #: Overrides DPOP_MODE, e.g. to challenge only the scheme the client used.
+    dpop_mode: str | None
+
+
+def challenge_values(
+    error: AuthenticationError | None, *, scope: str | None = None
+) -> ChallengeValues:
+    """The plain values of a core error (if any) and ``scope``, for :func:`for_request` /
+    :func:`from_settings` (``**challenge_values(error, scope=...)``)."""
     if error is None:
-        return {"error": None, "error_description": None, "error_scheme": None}
+        return {"scope": scope}
     return {
         "error": error.error,
         "error_description": error.description,
         "error_scheme": error.scheme,
+        "scope": scope,
     }
 
 
-def for_request(
-    request: HttpRequest,
-    *,
-    error: str | None = None,
-    error_description: str | None = None,
-    error_scheme: str | None = None,
-    scope: str | None = None,
-    dpop_mode: str | None = None,
-) -> str:
+def for_request(request: HttpRequest, **values: Unpack[ChallengeValues]) -> str:
     """The header for a Django/DRF ``request``: :func:`from_settings` with the metadata URL on
     the request's own origin."""
-    return from_settings(
-        resource_metadata=resource_metadata_url(request),
-        error=error,
-        error_description=error_description,
-        error_scheme=error_scheme,
-        scope=scope,
-        dpop_mode=dpop_mode,
-    )
+    return from_settings(resource_metadata=resource_metadata_url(request), **values)
 
 
-def from_settings(
-    *,
-    resource_metadata: str | None,
-    error: str | None = None,
-    error_description: str | None = None,
-    error_scheme: str | None = None,
-    scope: str | None = None,
-    dpop_mode: str | None = None,
-) -> str:
-    """The header with realm, DPoP mode and algorithms read from the settings, here only
-    (``dpop_mode`` overrides the mode, e.g. to challenge only the scheme the client used)."""
+def from_settings(*, resource_metadata: str | None, **values: Unpack[ChallengeValues]) -> str:
+    """The header with realm, DPoP mode and algorithms read from the settings, here only."""
     return authenticate_header(
         realm=obo_settings.REALM,
-        dpop_mode=dpop_mode or obo_settings.DPOP_MODE,
+        dpop_mode=values.get("dpop_mode") or obo_settings.DPOP_MODE,
         dpop_algorithms=as_tuple(obo_settings.DPOP_ALGORITHMS),
-        error=error,
-        error_description=error_description,
-        error_scheme=error_scheme,
+        error=values.get("error"),
+        error_description=values.get("error_description"),
+        error_scheme=values.get("error_scheme"),
         resource_metadata=resource_metadata,
-        scope=scope,
+        scope=values.get("scope"),
     )
 
 

@@ -126,8 +126,7 @@ def challenge_for(
     ``resource`` when the app's URLs are installed)."""
     return challenges.from_settings(
         resource_metadata=resource_metadata or metadata_url(url, resource),
-        **challenges.error_values(error),
-        scope=challenges.challenge_scope(scopes),
+        **challenges.challenge_values(error, scope=challenges.challenge_scope(scopes)),
     )
 
 

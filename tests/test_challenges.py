@@ -111,11 +111,14 @@ def test_no_description_can_break_out_of_its_quotes_or_the_header(description: s
 def test_a_core_error_gives_its_plain_values_and_scheme() -> None:
     from django_auth0_obo.exceptions import InvalidDPoPProof, InvalidToken
 
-    assert header(**challenges.error_values(InvalidDPoPProof("Replayed proof."))) == (
+    values = challenges.challenge_values(InvalidDPoPProof("Replayed proof."))
+    assert header(**values) == (
         'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof", '
         'error_description="Replayed proof."'
     )
-    assert header(**challenges.error_values(InvalidToken("x").with_scheme("DPoP"))).endswith(
+    values = challenges.challenge_values(InvalidToken("x").with_scheme("DPoP"))
+    assert header(**values).endswith(
         'DPoP algs="ES256", error="invalid_token", error_description="x"'
     )
-    assert header(**challenges.error_values(None)) == header()
+    assert header(**challenges.challenge_values(None)) == header()
+    assert header(**challenges.challenge_values(None, scope="a b")) == header(scope="a b")

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_auth0_obo import tokens
-from django_auth0_obo.exceptions import UnverifiedBoundToken
+from django_auth0_obo.exceptions import InvalidToken, UnverifiedBoundToken
 from django_auth0_obo.exchange import get_token_on_behalf_of
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import DPoPKey, LocalTenant
@@ -148,3 +148,18 @@ def test_exchanging_an_unverified_bound_token_raises_a_named_error(
     with pytest.raises(UnverifiedBoundToken):
         get_token_on_behalf_of(make(tenant), CALENDAR_API)
     assert not DelegationEvent.objects.filter(kind="exchange").exists()
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [{}, {"kid": "k"}, {"jwk": {"kty": "EC"}}],
+    ids=["empty cnf", "cnf.kid only", "cnf.jwk only"],
+)
+def test_a_binding_without_jkt_is_refused_not_treated_as_unbound(
+    cnf: dict[str, Any], tenant: LocalTenant, api_client: Any
+) -> None:
+    token = tenant.mint(claims={"cnf": cnf})
+    with pytest.raises(InvalidToken, match="Malformed cnf claim"):
+        tokens.verify(token)
+    response = api_client.get("/echo", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401

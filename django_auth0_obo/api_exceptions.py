@@ -19,6 +19,8 @@ ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
 DELEGATION_TOO_DEEP = "delegation_too_deep"
 #: RFC 6750 §3.1: the token lacks a scope the request needs.
 INSUFFICIENT_SCOPE = "insufficient_scope"
+#: A claim check (``claim_equals`` / ``claim_includes``) failed.
+CLAIM_MISMATCH = "claim_mismatch"
 
 #: Refusals that concern the actor (they send ``actor_denied``).
 ACTOR_REASONS = frozenset(

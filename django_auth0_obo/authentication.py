@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, instrument, signals, verification
+from django_auth0_obo import challenges, domains, forwarded_ip, instrument, signals, verification
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import (
@@ -44,6 +44,8 @@ class Auth0Authentication(BaseAuthentication):
 
     @sensitive_variables()
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
+        forwarded_ip.remember_request(request._request)
+        domains.remember_request(request._request)
         try:
             credentials = self.get_credentials(request)
             if credentials is None:

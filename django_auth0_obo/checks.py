@@ -18,6 +18,7 @@ from django_auth0_obo.conf import (
     SETTINGS_NAME,
     as_tuple,
 )
+from django_auth0_obo.domains import is_host_port as _is_host_port
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
 from django_auth0_obo.jose import ASYMMETRIC_ALGORITHMS
@@ -29,13 +30,6 @@ def _error(msg: str, id_: int, hint: str | None = None) -> Error:
 
 def _as_list(value: Any) -> list[Any]:
     return list(as_tuple(value))
-
-
-def _is_host_port(domain: Any) -> bool:
-    if not isinstance(domain, str) or not domain or any(c in domain for c in "/?#@ \\"):
-        return False
-    host, _, port = domain.rpartition(":") if ":" in domain else (domain, "", "")
-    return bool(host) and (not port or port.isdigit())
 
 
 def _is_asymmetric(alg: Any) -> bool:
@@ -78,8 +72,12 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if unknown:
         errors.append(_error(f"Unknown {SETTINGS_NAME} key(s): {', '.join(unknown)}.", 8))
 
-    domains = _as_list(conf["DOMAINS"]) or _as_list(conf["DOMAIN"])
-    if not domains:
+    domains_resolver = conf["DOMAINS"] if isinstance(conf["DOMAINS"], str) else None
+    domains = [] if domains_resolver else _as_list(conf["DOMAINS"])
+    domains = domains or _as_list(conf["DOMAIN"])
+    if domains_resolver:
+        errors.extend(_resolver_errors(domains_resolver))
+    elif not domains:
         errors.append(_error("DOMAIN (or DOMAINS) is required.", 1))
     for domain in domains:
         if not _is_host_port(domain):
@@ -146,6 +144,8 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
             errors.append(
                 _error(error.description, 15, "Give a PEM string or a JWK (dict or JSON string).")
             )
+
+    errors.extend(_surface_errors(conf))
 
     if conf["TOKEN_ENCRYPTION_KEYS"] is not None:
         from django_auth0_obo.crypto import validate_keys
@@ -234,3 +234,52 @@ def check_resource(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if name is not None and not isinstance(name, str):
         errors.append(_error("RESOURCE_NAME must be a string.", 31))
     return errors
+
+
+def _surface_errors(conf: dict[str, Any]) -> list[CheckMessage]:
+    """private_key_jwt, DPoP nonces and per-request domains (ids E035-E044)."""
+    from django_auth0_obo.client_assertion import parse_assertion_key
+
+    errors: list[CheckMessage] = []
+    if conf["CLIENT_ASSERTION_KEY"] is not None:
+        try:
+            parse_assertion_key(conf["CLIENT_ASSERTION_KEY"])
+        except ConfigurationError as error:
+            errors.append(
+                _error(
+                    error.description,
+                    35,
+                    "Give the PEM or private JWK of an RSA key of 2048 bits or more whose "
+                    "public half is registered for this client in Auth0.",
+                )
+            )
+    if conf["CLIENT_AUTH_METHOD"] == "private_key_jwt":
+        if not conf["CLIENT_ASSERTION_KEY"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ASSERTION_KEY.", 36))
+        if not conf["CLIENT_ID"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ID.", 37))
+    if conf["DPOP_NONCE"] and NONCE_MIDDLEWARE not in getattr(settings, "MIDDLEWARE", ()):
+        errors.append(
+            _error(
+                "DPOP_NONCE is on but clients are never told the nonce.",
+                38,
+                f"Add {NONCE_MIDDLEWARE!r} to MIDDLEWARE.",
+            )
+        )
+    if conf["DPOP_NONCE"] and conf["DPOP_MODE"] == "disabled":
+        errors.append(_error("DPOP_NONCE needs DPOP_MODE 'allowed' or 'required'.", 39))
+    return errors
+
+
+NONCE_MIDDLEWARE = "django_auth0_obo.middleware.DPoPNonceMiddleware"
+
+
+def _resolver_errors(path: str) -> list[CheckMessage]:
+    """DOMAINS given as the import string of a ``(request) -> domains`` callable."""
+    try:
+        target = import_string(path)
+    except ImportError:
+        return [_error(f"DOMAINS {path!r} cannot be imported.", 40)]
+    if not callable(target):
+        return [_error(f"DOMAINS {path!r} is not callable.", 41)]
+    return []

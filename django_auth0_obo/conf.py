@@ -170,7 +170,7 @@ def as_tuple(value: Any) -> tuple[str, ...]:
 
 
 def _domains(s: OboSettings) -> tuple[str, ...]:
-    if s.DOMAINS:
+    if s.DOMAINS and not isinstance(s.DOMAINS, str):  # a str is a resolver (see .domains)
         return as_tuple(s.DOMAINS)
     return as_tuple(s.DOMAIN)
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from django.views.decorators.debug import sensitive_variables
 
-from django_auth0_obo import jose, keys
+from django_auth0_obo import domains, jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import as_tuple, obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
@@ -175,8 +175,11 @@ def verify(
     digest = hashlib.sha256(raw).digest()
     now = time.time()
 
+    issuers = domains.accepted_issuers()
     remembered = _memo.get(digest, now)
     if remembered is not None:
+        if remembered["iss"] not in issuers:  # verified for another request's domains
+            raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
         audience = _check_audience(remembered["aud"], audiences)
@@ -187,7 +190,7 @@ def verify(
     iss = claims.get("iss")
     if iss is None:
         raise InvalidToken("Missing required claim: iss.")
-    if type(iss) is not str or iss not in policy.issuers:
+    if type(iss) is not str or iss not in issuers:
         raise InvalidToken("Invalid issuer.")
     key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):

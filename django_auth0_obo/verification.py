@@ -21,7 +21,7 @@ from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.views.decorators.debug import sensitive_variables
 
-from django_auth0_obo import challenges, dpop, keys, tokens
+from django_auth0_obo import challenges, dpop, dpop_nonce, keys, tokens
 from django_auth0_obo.conf import as_tuple, obo_settings
 from django_auth0_obo.exceptions import (
     AuthenticationError,
@@ -109,6 +109,7 @@ def verify_credentials(
         url=url() if callable(url) else url,
         access_token=raw_token,
         jkt=bound_jkt,
+        nonce=dpop_nonce.nonce_check(),
     )
     return VerifiedToken.from_verification(raw_token, matched, "DPoP", jkt=jkt)
 

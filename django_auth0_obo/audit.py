@@ -15,9 +15,10 @@ view but ``Auth0Authentication`` (the order of calls is told in :mod:`.instrumen
    ``request_finished`` too, so a rolled-back request (DRF rolls back on every 403) does not take
    its denial row with it. A ``written`` flag makes every path idempotent.
 
-Writing never fails the request: a failed write is logged at ERROR and sent as
-``audit_write_failed``, and the request goes on. What cannot be stored (NUL, lone surrogates) is
-escaped by :func:`storable` when the fields are built, so no request can make its row fail.
+Rows are not written by the request: :mod:`.audit_buffer` queues them and writes them in batches
+(a database error keeps them queued, logs at ERROR and sends ``audit_write_failed``; it never
+fails the request). What cannot be stored (NUL, lone surrogates) is escaped by :func:`storable`
+when the fields are built, so no request can make its row fail.
 Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signals (kind
 ``exchange``).
 """
@@ -32,11 +33,11 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from django.core.signals import request_finished, request_started
-from django.db import DatabaseError, connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 from rest_framework.request import Request
 
-from django_auth0_obo import signals
+from django_auth0_obo import audit_buffer, signals
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim
@@ -97,7 +98,7 @@ def decided(request: Request, error: BaseException | None = None) -> None:
     if error is not None and event.outcome != DENIED and not event.written:
         event.outcome = DENIED
         event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
-    flush(event)
+    settle(event)
 
 
 def mark_denied(request: Request, reason: str) -> None:
@@ -108,7 +109,7 @@ def mark_denied(request: Request, reason: str) -> None:
         event.reason = reason
 
 
-def flush(event: PendingEvent) -> None:
+def settle(event: PendingEvent) -> None:
     """Write ``event`` if AUDIT wants it (denials always, unless AUDIT is off); at most once."""
     if event.written:
         return
@@ -124,24 +125,8 @@ def _write_once(event: PendingEvent) -> None:
 
 
 def write_event(fields: dict[str, Any]) -> None:
-    """Insert one row in its own savepoint; a database error is logged, never raised."""
-    from django_auth0_obo.models import DelegationEvent
-
-    alias = router.db_for_write(DelegationEvent)
-    try:
-        with transaction.atomic(using=alias):
-            DelegationEvent.objects.using(alias).create(**_truncate(DelegationEvent, fields))
-    except (DatabaseError, ValueError) as error:
-        write_failed(error, [fields])
-
-
-def write_failed(error: BaseException, rows: list[dict[str, Any]]) -> None:
-    """A write of ``rows`` failed: an ERROR for the operator and ``audit_write_failed``, so a
-    lost row is never quiet. The request goes on."""
-    logger.error(
-        "Could not write %d delegation audit row(s): %s", len(rows), error.__class__.__name__
-    )
-    signals.audit_write_failed.send(sender=write_event, error=error, rows=rows)
+    """Hand one row to the audit buffer (:mod:`.audit_buffer`), which writes it in a batch."""
+    audit_buffer.add(fields)
 
 
 def storable(value: _T) -> _T:
@@ -164,6 +149,11 @@ _UNSTORABLE = re.compile(r"[\\\x00\ud800-\udfff]")
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     return "\\\\" if char == "\\" else f"\\u{ord(char):04x}"
+
+
+def flush() -> int:
+    """Write every buffered audit row now (tests, shutdown hooks); return how many rows."""
+    return audit_buffer.flush()
 
 
 def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> dict[str, Any]:
@@ -360,14 +350,3 @@ def purge_old_events(days: int | None = None, batch_size: int = 1000, dry_run: b
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _truncate(model: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """Cut strings to their column's max_length so PostgreSQL never refuses a long claim."""
-    out = dict(fields)
-    for name, value in fields.items():
-        if isinstance(value, str):
-            max_length = model._meta.get_field(name).max_length
-            if max_length is not None:
-                out[name] = value[:max_length]
-    return out

@@ -198,6 +198,67 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     return errors
 
 
+def _warning(msg: str, id_: int, hint: str | None = None) -> Warning:
+    return Warning(msg, hint=hint, obj=SETTINGS_NAME, id=f"auth0_obo.W{id_:03d}")
+
+
+@register("auth0_obo")
+def check_performance(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Deployment settings that make the delegated path slow or weaken its guarantees."""
+    from django.db import router
+
+    from django_auth0_obo.models import ExchangedToken
+
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []  # check_settings reports it
+    conf = {**DEFAULTS, **raw}
+    warnings: list[CheckMessage] = []
+    alias = router.db_for_write(ExchangedToken)
+    database = settings.DATABASES.get(alias, {})
+    if not settings.DEBUG and database.get("CONN_MAX_AGE", 0) == 0:
+        warnings.append(
+            _warning(
+                f"Database {alias!r} (the exchanged-token cache and audit trail) has "
+                "CONN_MAX_AGE=0: every request opens a new connection, which costs more than "
+                "a cache hit.",
+                2,
+                "Set CONN_MAX_AGE (e.g. 600) and CONN_HEALTH_CHECKS=True on that database.",
+            )
+        )
+    backend = settings.CACHES.get(conf["CACHE_ALIAS"], {}).get("BACKEND", "")
+    if conf["TOKEN_MEMO_TTL"] and backend.endswith(("locmem.LocMemCache", "dummy.DummyCache")):
+        warnings.append(
+            _warning(
+                "Revoking a cached exchanged token reaches other worker processes only after "
+                f"TOKEN_MEMO_TTL ({conf['TOKEN_MEMO_TTL']} s): CACHE_ALIAS is per-process.",
+                3,
+                "Point CACHE_ALIAS at a shared cache (Redis, Memcached, database), or set "
+                "TOKEN_MEMO_TTL to 0.",
+            )
+        )
+    batch, bound, interval = (
+        conf["AUDIT_BATCH_SIZE"],
+        conf["AUDIT_MAX_BUFFERED"],
+        conf["AUDIT_FLUSH_INTERVAL"],
+    )
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (batch, bound, interval)
+    )
+    if numbers and not conf["AUDIT_SYNC"] and (batch < 1 or bound < batch or interval <= 0):
+        warnings.append(
+            _warning(
+                "The audit buffer cannot work as configured: AUDIT_BATCH_SIZE must be at least "
+                "1 and at most AUDIT_MAX_BUFFERED, and AUDIT_FLUSH_INTERVAL above 0.",
+                4,
+                "Keep the defaults (200 rows, 50000 rows, 1.0 s) unless you measured otherwise.",
+            )
+        )
+    return warnings
+
+
 #: Optional RFC 9728 metadata settings that must be absolute URLs.
 RESOURCE_URL_SETTINGS = ("RESOURCE_DOCUMENTATION", "RESOURCE_POLICY_URI", "RESOURCE_TOS_URI")
 

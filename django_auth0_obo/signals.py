@@ -31,7 +31,8 @@ token_exchanged = Signal()
 #: ``status_code``.
 exchange_failed = Signal()
 
-#: Sent when audit rows could not be written (sender ``audit.write_event``): ``error`` (the
-#: exception) and ``rows`` (the field dicts that were lost: claims and request metadata, never a
-#: token). The failure is also logged at ERROR; the request itself goes on.
+#: Sent when a batch of audit rows could not be written (sender ``audit_buffer.AuditBuffer``):
+#: ``error`` (the exception) and ``rows`` (the field dicts: claims and request metadata, never a
+#: token). The rows stay buffered for the next flush; the failure is also logged at ERROR and
+#: the request itself goes on.
 audit_write_failed = Signal()

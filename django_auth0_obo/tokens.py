@@ -15,7 +15,6 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from django_auth0_obo import domains, jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import as_tuple, obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
+from django_auth0_obo.ttl_memo import TtlMemo
 
 #: Claims every access token must carry, besides ``REQUIRED_CLAIMS``.
 STANDARD_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
@@ -85,38 +85,8 @@ def _load_policy() -> _Policy:
     return _policy
 
 
-class _Memo:
+class _Memo(TtlMemo[bytes, dict[str, Any]]):
     """A thread-safe LRU of verified claims, keyed by the token's SHA-256 digest."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[bytes, tuple[dict[str, Any], float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, digest: bytes, now: float) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                return None
-            if now >= entry[1]:
-                del self._entries[digest]
-                return None
-            self._entries.move_to_end(digest)
-            return entry[0]
-
-    def put(self, digest: bytes, claims: dict[str, Any], until: float) -> None:
-        with self._lock:
-            self._entries[digest] = (claims, until)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 _memo = _Memo(MEMO_SIZE)

@@ -22,3 +22,14 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _no_audit_rows_carried_between_tests():
+    """Audit rows one test left buffered (a refused write) must not be written in the next."""
+    from django_auth0_obo import audit_buffer
+
+    audit_buffer.buffer.background = False  # no writer thread racing a test's transaction
+    audit_buffer.buffer.discard()
+    yield
+    audit_buffer.buffer.discard()

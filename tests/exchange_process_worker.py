@@ -3,7 +3,8 @@
 ``python tests/exchange_process_worker.py migrate`` creates the tables in ``OBO_TEST_DB``;
 ``... exchange`` prints ``ready``, waits for a line on stdin, exchanges ``OBO_SUBJECT`` for
 ``OBO_AUDIENCE`` and prints one JSON line (a hash of the token, never the token itself).
-Django is configured here, against PostgreSQL, whatever the parent's settings are.
+Django is configured here, against PostgreSQL, whatever the parent's settings are (the cache:
+``OBO_CACHE``, a JSON ``CACHES``, default local memory). ``perf_process_worker.py`` shares it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 import json
 import os
 import sys
+
+LOCAL_CACHE = '{"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}'
 
 
 def setup() -> None:
@@ -34,9 +37,10 @@ def setup() -> None:
                 "USER": "postgres",
                 "HOST": "127.0.0.1",
                 "PORT": "5432",
+                "OPTIONS": {"connect_timeout": 2},
             }
         },
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        CACHES=json.loads(os.environ.get("OBO_CACHE", LOCAL_CACHE)),
         AUTH0_OBO=json.loads(os.environ["OBO_SETTINGS"]),
     )
     django.setup()

@@ -5,7 +5,8 @@ nothing from Django at import time; the fixtures import what they need when used
 
 * ``auth0_tenant_server`` (session): one running :class:`LocalTenant`.
 * ``auth0_tenant`` (function): that tenant, reset, with ``settings.AUTH0_OBO`` pointed at it
-  (pytest-django's ``settings`` fixture); what the app cached about the tenant (discovery, keys,
+  (pytest-django's ``settings`` fixture; ``AUDIT_SYNC`` on, see ``LocalTenant.django_settings``);
+  what the app cached about the tenant (discovery, keys,
   refetch cooldown, verified tokens) is forgotten before and after. Other cache entries are left
   alone, so a shared Redis used by the project's tests is never flushed.
 * ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
@@ -56,7 +57,8 @@ def dpop_key() -> DPoPKey:
 
 def _forget_tenant(tenant: LocalTenant) -> None:
     """Drop what the app cached about this tenant so nothing leaks between tests."""
-    from django_auth0_obo import keys, tokens
+    from django_auth0_obo import keys, token_cache, tokens
 
     keys.forget_issuer(tenant.issuer)
     tokens.clear_memo()
+    token_cache.memo.clear()

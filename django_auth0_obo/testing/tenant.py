@@ -241,13 +241,18 @@ class LocalTenant:
     def django_settings(
         self, audience: str | list[str] | None = None, **overrides: Any
     ) -> dict[str, Any]:
-        """An ``AUTH0_OBO`` dict pointing at this tenant, as the default OBO client."""
+        """An ``AUTH0_OBO`` dict pointing at this tenant, as the default OBO client.
+
+        Audit rows are written synchronously (``AUDIT_SYNC``), so a test sees them as soon as a
+        request returns; pass ``AUDIT_SYNC=False`` to exercise the buffered writer.
+        """
         return {
             "DOMAIN": self.domain,
             "AUDIENCE": audience if audience is not None else self.default_audience,
             "CLIENT_ID": config.DEFAULT_CLIENT_ID,
             "CLIENT_SECRET": self.client_secret,
             "TLS_CA_BUNDLE": self.ca_bundle,
+            "AUDIT_SYNC": True,
             **overrides,
         }
 

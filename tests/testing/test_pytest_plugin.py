@@ -15,6 +15,7 @@ def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) 
     from django.conf import settings
 
     assert auth0_tenant.django_settings() == settings.AUTH0_OBO
+    assert settings.AUTH0_OBO["AUDIT_SYNC"] is True  # a test sees its audit rows at once
     assert settings.AUTH0_OBO["TLS_CA_BUNDLE"] == auth0_tenant.ca_bundle
 
 

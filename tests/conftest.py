@@ -22,3 +22,15 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under ``REQUIRE_SERVICES=1`` (CI), stop before any test when a service does not answer."""
+    from tests.services import unreachable_services
+
+    problems = unreachable_services()
+    if problems:
+        pytest.exit(
+            "Required services are not available:\n  " + "\n  ".join(problems),
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )

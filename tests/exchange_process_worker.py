@@ -1,9 +1,10 @@
 """A separate Python process for the cross-process single-flight test (not a test module).
 
-``python tests/exchange_process_worker.py migrate`` creates the tables in ``OBO_TEST_DB``;
-``... exchange`` prints ``ready``, waits for a line on stdin, exchanges ``OBO_SUBJECT`` for
-``OBO_AUDIENCE`` and prints one JSON line (a hash of the token, never the token itself).
-Django is configured here, against PostgreSQL, whatever the parent's settings are.
+``python tests/exchange_process_worker.py migrate`` creates the tables in the database that
+``OBO_DATABASE`` (a JSON ``DATABASES["default"]`` entry) describes; ``... exchange`` prints
+``ready``, waits for a line on stdin, exchanges ``OBO_SUBJECT`` for ``OBO_AUDIENCE`` and prints
+one JSON line (a hash of the token, never the token itself); ``... rows`` prints the cached rows'
+key and encrypted token. Django is configured here, whatever the parent's settings are.
 """
 
 from __future__ import annotations
@@ -27,15 +28,7 @@ def setup() -> None:
             "rest_framework",
             "django_auth0_obo",
         ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": os.environ["OBO_TEST_DB"],
-                "USER": "postgres",
-                "HOST": "127.0.0.1",
-                "PORT": "5432",
-            }
-        },
+        DATABASES={"default": json.loads(os.environ["OBO_DATABASE"])},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         AUTH0_OBO=json.loads(os.environ["OBO_SETTINGS"]),
     )
@@ -63,5 +56,10 @@ if __name__ == "__main__":
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+    elif sys.argv[1] == "rows":
+        from django_auth0_obo.models import ExchangedToken
+
+        rows = ExchangedToken.objects.values_list("key", "encrypted_token")
+        print(json.dumps([list(row) for row in rows]), flush=True)
     else:
         print(json.dumps(exchange()), flush=True)

@@ -26,3 +26,4 @@ def test_the_demo_runs_the_whole_on_behalf_of_chain_and_audits_it():
     assert "DPoP proof replayed" in out
     assert "denied  actor_not_allowed" in out
     assert "/admin/django_auth0_obo/delegationevent/" in out
+    assert "auth0_obo.W" not in out + result.stderr  # no system check warning mid-output

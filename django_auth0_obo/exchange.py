@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import signals, token_endpoint
+from django_auth0_obo import observability, signals, token_endpoint
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import TokenExchangeError
 from django_auth0_obo.exchange_params import (
@@ -254,13 +254,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
     try:
         lookup = get_or_fetch(key, lambda: _fetch(exchange))
     except TokenExchangeError as exc:
-        logger.warning(
-            "Token exchange (%s) for %s failed: %s (HTTP %s).",
-            exchange.grant,
-            exchange.audience or "the default audience",
-            exc.error,
-            exc.status_code,
-        )
+        observability.exchange_failed(exchange.grant, exchange.audience, exc)
         signals.exchange_failed.send(
             sender=exchange.sender,
             grant=exchange.grant,
@@ -275,6 +269,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
         )
         raise
     issued = lookup.token
+    observability.exchange_done(exchange.grant, exchange.audience, lookup.cache_hit)
     signals.token_exchanged.send(
         sender=exchange.sender,
         grant=exchange.grant,

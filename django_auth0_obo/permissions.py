@@ -20,7 +20,7 @@ from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from django_auth0_obo import audit, challenges, signals
+from django_auth0_obo import audit, challenges, observability, signals
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import AuthenticationError
 from django_auth0_obo.verified import VerifiedToken
@@ -223,6 +223,7 @@ def _pick_refusal(request: Request, code: str | None) -> Refusal | None:
 def refusal_exception(request: Request, refusal: Refusal) -> Auth0PermissionDenied:
     """Record the refusal (audit, signal) and return the exception to raise."""
     audit.mark_denied(request, refusal.code)
+    observability.permission_refused(request, refusal.code, refusal.actor, refusal.scopes)
     if refusal.code in ACTOR_REASONS:
         signals.actor_denied.send(
             sender=AllowedActors, request=request, actor=refusal.actor, reason=refusal.code

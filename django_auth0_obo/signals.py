@@ -28,3 +28,13 @@ token_exchanged = Signal()
 #: ``connection``, ``requested_scope``, ``claims`` as for ``token_exchanged``, plus ``error``
 #: and ``error_description`` (the tenant's words) and ``status_code``.
 exchange_failed = Signal()
+
+#: Sent when ``Auth0Authentication`` refuses a request's credentials (sender: the authentication
+#: class): ``request``, ``error`` (RFC code: ``invalid_request``, ``invalid_token``,
+#: ``invalid_dpop_proof``, ``use_dpop_nonce``), ``description`` (fixed text) and
+#: ``status_code``. Never the token or the proof.
+token_rejected = Signal()
+
+#: Sent when ``HasScopes`` refuses a request: ``request``, ``actor`` (current actor or None) and
+#: ``required_scopes`` (tuple). Actor refusals send ``actor_denied``.
+scope_denied = Signal()

@@ -13,8 +13,8 @@ from django_auth0_obo import dpop
 from django_auth0_obo.checks import check_settings
 from django_auth0_obo.exceptions import ConfigurationError, InvalidDPoPProof, UseDPoPNonce
 from django_auth0_obo.testing import DPoPKey, LocalTenant
-from django_auth0_obo.testing.dpop import check_proof
 from django_auth0_obo.testing.jws import decode_unverified
+from django_auth0_obo.testing.proofs import check_proof
 
 TOKEN_ENDPOINT = "https://tenant.example.com/oauth/token"
 DOWNSTREAM = "https://calendar-api.example.com/events?day=today#top"

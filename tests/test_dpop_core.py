@@ -16,9 +16,9 @@ from jwt.algorithms import ECAlgorithm
 from django_auth0_obo import dpop, jwk, replay
 from django_auth0_obo.exceptions import InvalidDPoPProof, TenantUnavailable, UseDPoPNonce
 from django_auth0_obo.testing import DPoPKey
-from django_auth0_obo.testing.jwk import access_token_hash as standin_ath
-from django_auth0_obo.testing.jwk import b64url_encode
-from django_auth0_obo.testing.jwk import jwk_thumbprint as standin_thumbprint
+from django_auth0_obo.testing.jwk_encoding import access_token_hash as standin_ath
+from django_auth0_obo.testing.jwk_encoding import b64url_encode
+from django_auth0_obo.testing.jwk_encoding import jwk_thumbprint as standin_thumbprint
 from django_auth0_obo.testing.jws import decode_unverified
 
 URL = "https://api.example.com/resource"

@@ -13,7 +13,7 @@ from django_auth0_obo import dpop, token_endpoint
 from django_auth0_obo.authentication import Auth0Authentication
 from django_auth0_obo.exceptions import TokenExchangeError
 from django_auth0_obo.exchange import get_token_on_behalf_of
-from django_auth0_obo.testing.dpop import DPoPKey
+from django_auth0_obo.testing.proofs import DPoPKey
 from tests.exchange_support import DOWNSTREAM, configure, user_token
 
 pytestmark = pytest.mark.django_db

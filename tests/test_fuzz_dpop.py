@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from django_auth0_obo import dpop
 from django_auth0_obo.testing import DPoPKey, LocalTenant
-from django_auth0_obo.testing.jwk import b64url_encode
+from django_auth0_obo.testing.jwk_encoding import b64url_encode
 from django_auth0_obo.testing.jws import encode_jws
 
 pytestmark = pytest.mark.django_db

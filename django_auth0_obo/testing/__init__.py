@@ -20,14 +20,18 @@ if TYPE_CHECKING:
         DEFAULT_AUDIENCE,
         DEFAULT_CLIENT_ID,
         DEFAULT_CONNECTION,
+        GRANT_CLIENT_CREDENTIALS,
+        GRANT_FEDERATED,
+        GRANT_TOKEN_EXCHANGE,
         MCP_API,
+        TOKEN_TYPE_ACCESS_TOKEN,
+        TOKEN_TYPE_FEDERATED,
         ApiConfig,
         ClientConfig,
         ConnectionConfig,
         ExchangeProfileError,
     )
-    from django_auth0_obo.testing.dpop import DPoPKey
-    from django_auth0_obo.testing.jwk import access_token_hash, jwk_thumbprint
+    from django_auth0_obo.testing.jwk_encoding import access_token_hash, jwk_thumbprint
     from django_auth0_obo.testing.jws import (
         REMOVE,
         decode_unverified,
@@ -37,15 +41,9 @@ if TYPE_CHECKING:
         tamper_signature,
         unsigned_token,
     )
-    from django_auth0_obo.testing.tenant import FederatedToken, LocalTenant
-    from django_auth0_obo.testing.token_endpoint import (
-        GRANT_CLIENT_CREDENTIALS,
-        GRANT_FEDERATED,
-        GRANT_TOKEN_EXCHANGE,
-        TOKEN_TYPE_ACCESS_TOKEN,
-        TOKEN_TYPE_FEDERATED,
-        TokenRequest,
-    )
+    from django_auth0_obo.testing.proofs import DPoPKey
+    from django_auth0_obo.testing.state import FederatedToken, TokenRequest
+    from django_auth0_obo.testing.tenant import LocalTenant
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
@@ -60,12 +58,17 @@ _EXPORTS: dict[str, str] = {
             "ClientConfig",
             "ConnectionConfig",
             "ExchangeProfileError",
+            "GRANT_CLIENT_CREDENTIALS",
+            "GRANT_FEDERATED",
+            "GRANT_TOKEN_EXCHANGE",
+            "TOKEN_TYPE_ACCESS_TOKEN",
+            "TOKEN_TYPE_FEDERATED",
         ],
         "config",
     ),
-    "DPoPKey": "dpop",
-    "access_token_hash": "jwk",
-    "jwk_thumbprint": "jwk",
+    "DPoPKey": "proofs",
+    "access_token_hash": "jwk_encoding",
+    "jwk_thumbprint": "jwk_encoding",
     **dict.fromkeys(
         [
             "REMOVE",
@@ -78,19 +81,9 @@ _EXPORTS: dict[str, str] = {
         ],
         "jws",
     ),
-    "FederatedToken": "tenant",
+    "FederatedToken": "state",
+    "TokenRequest": "state",
     "LocalTenant": "tenant",
-    **dict.fromkeys(
-        [
-            "GRANT_CLIENT_CREDENTIALS",
-            "GRANT_FEDERATED",
-            "GRANT_TOKEN_EXCHANGE",
-            "TOKEN_TYPE_ACCESS_TOKEN",
-            "TOKEN_TYPE_FEDERATED",
-            "TokenRequest",
-        ],
-        "token_endpoint",
-    ),
 }
 
 __all__ = [

@@ -38,10 +38,6 @@ class TLSFiles:
         context.load_cert_chain(self.server_cert, self.server_key)
         return context
 
-    def client_context(self) -> ssl.SSLContext:
-        """A client-side context trusting only this CA, for urllib-style callers."""
-        return ssl.create_default_context(cafile=str(self.ca_cert))
-
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name(

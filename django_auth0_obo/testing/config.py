@@ -29,6 +29,14 @@ DEFAULT_API_SCOPES: dict[str, tuple[str, ...]] = {
     CALENDAR_API: ("calendar:read", "calendar:write"),
 }
 
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_FEDERATED = (
+    "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
+)
+TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_TYPE_FEDERATED = "http://auth0.com/oauth/token-type/federated-connection-access-token"
+
 AUTH_METHODS = ("any", "client_secret_post", "client_secret_basic")
 
 #: ``handler(form) -> claims`` for a Custom Token Exchange profile; return ``{"error": ...}``

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from jwt.algorithms import get_default_algorithms
 
-from django_auth0_obo.testing.jwk import b64url_decode, b64url_encode
+from django_auth0_obo.testing.jwk_encoding import b64url_decode, b64url_encode
 
 
 class _Remove:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from django_auth0_obo.testing.dpop import DPoPKey
+    from django_auth0_obo.testing.proofs import DPoPKey
     from django_auth0_obo.testing.tenant import LocalTenant
 
 
@@ -55,6 +55,6 @@ def auth0_tenant(auth0_tenant_server: LocalTenant, settings: Any) -> Iterator[Lo
 @pytest.fixture
 def dpop_key() -> DPoPKey:
     """A fresh ES256 DPoP key pair."""
-    from django_auth0_obo.testing.dpop import DPoPKey
+    from django_auth0_obo.testing.proofs import DPoPKey
 
     return DPoPKey.generate("ES256")

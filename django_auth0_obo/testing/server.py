@@ -1,5 +1,8 @@
 """The stand-in's HTTPS plumbing: a threading HTTP server that speaks TLS, and the router.
 
+It serves a :class:`~django_auth0_obo.testing.state.TenantState` (documents, counters, faults)
+and hands ``/oauth/token`` to :mod:`~django_auth0_obo.testing.oauth_endpoint`.
+
 The TLS handshake runs in each connection's worker thread (not in ``accept``), so a client that
 never finishes its handshake cannot stall the others. Open connections are tracked so ``stop()``
 can cut keep-alive connections that would otherwise keep answering from a stopped tenant.
@@ -11,12 +14,13 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from django_auth0_obo.testing.tenant import LocalTenant
+from django_auth0_obo.testing.oauth_endpoint import handle_token_request, log_faulted_token_request
+from django_auth0_obo.testing.state import TenantState
 
 #: Endpoint names for :meth:`LocalTenant.count` and :meth:`LocalTenant.inject_fault`.
 ROUTES = {
@@ -30,7 +34,7 @@ _IDLE_TIMEOUT = 30.0
 
 
 class TenantHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer + per-connection TLS + a reference to the tenant it serves."""
+    """ThreadingHTTPServer + per-connection TLS + the tenant state it serves."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -39,11 +43,13 @@ class TenantHTTPServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(
-        self, address: tuple[str, int], tenant: LocalTenant, context: ssl.SSLContext
+        self, address: tuple[str, int], state: TenantState, context: ssl.SSLContext
     ) -> None:
         super().__init__(address, TenantRequestHandler)
-        self.tenant = tenant
+        self.state = state
         self.ssl_context = context
+        #: Set by :meth:`stop`; injected delays end early when it is.
+        self.stopping = threading.Event()
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
@@ -66,6 +72,13 @@ class TenantHTTPServer(ThreadingHTTPServer):
             with self._open_lock:
                 self._open.discard(tls)
             tls.close()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections (keep-alive included) and close the socket."""
+        self.stopping.set()
+        self.shutdown()
+        self.close_open_connections()
+        self.server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet: broken client connections are normal in fault tests."""
@@ -111,27 +124,27 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
         self._serve("PATCH")
 
     def _serve(self, method: str) -> None:
-        tenant = self.server.tenant
+        state = self.server.state
         path = urlsplit(self.path).path or "/"
         name = ROUTES.get(path)
         body = self._read_body()
         if body is None:
             return
-        tenant._count(name, path)
-        fault = tenant._faults.take([k for k in (name, path) if k])
+        state.count_request(name, path)
+        fault = state.faults.take([k for k in (name, path) if k])
         if fault is not None:
-            if fault.delay and tenant._stopping.wait(fault.delay):
+            if fault.delay and self.server.stopping.wait(fault.delay):
                 self.close_connection = True
                 return
             if fault.close:
                 if name == "token":
-                    tenant._record_faulted_token_request(self.headers, body, None)
+                    log_faulted_token_request(state, _header_lists(self.headers), body, None)
                 self.close_connection = True
                 return
             if fault.status is not None:
                 status, data, headers = fault.render()
                 if name == "token":
-                    tenant._record_faulted_token_request(self.headers, body, status)
+                    log_faulted_token_request(state, _header_lists(self.headers), body, status)
                 self._send(status, data, headers)
                 return
         if name is None:
@@ -143,17 +156,18 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
                 {"Allow": _METHODS[name]},
             )
         elif name == "discovery":
-            self._send_json(200, tenant.discovery_document())
+            self._send_json(200, state.discovery_document())
         elif name == "jwks":
             headers = {}
-            if tenant.jwks_max_age is not None:
-                headers["Cache-Control"] = f"public, max-age={int(tenant.jwks_max_age)}"
-            self._send_json(200, tenant.jwks(), headers)
+            if state.jwks_max_age is not None:
+                headers["Cache-Control"] = f"public, max-age={int(state.jwks_max_age)}"
+            self._send_json(200, state.keys.jwks(), headers)
         else:
             try:
-                status, payload, headers = tenant._handle_token(self.headers, body)
+                reply = handle_token_request(state, _header_lists(self.headers), body)
+                status, payload, headers = reply.status, reply.body, reply.headers
             except Exception as exc:  # a bug or a test hook that blew up: answer like Auth0 would
-                tenant._record_server_error(exc)
+                state.record_server_error(exc)
                 status, headers = 500, {}
                 payload = {"error": "server_error", "error_description": "Internal error."}
             self._send_json(status, payload, headers)
@@ -186,3 +200,11 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+def _header_lists(raw_headers: Mapping[str, str] | Any) -> dict[str, list[str]]:
+    """Request headers as lower-cased names mapped to every value sent under that name."""
+    headers: dict[str, list[str]] = {}
+    for name, value in raw_headers.items():
+        headers.setdefault(name.lower(), []).append(value)
+    return headers

@@ -25,14 +25,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import jwt
+from typing import Any, Generic, TypeVar, overload
 
 from django_auth0_obo.testing import config
 from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
@@ -43,31 +39,36 @@ from django_auth0_obo.testing.config import (
     ExchangeProfile,
     ProfileHandler,
 )
-from django_auth0_obo.testing.faults import Fault, FaultBook
+from django_auth0_obo.testing.faults import Fault
 from django_auth0_obo.testing.jws import encode_jws, merge
-from django_auth0_obo.testing.keys import KeyRing, SigningKey
 from django_auth0_obo.testing.server import ROUTES, TenantHTTPServer
-from django_auth0_obo.testing.token_endpoint import (
-    GRANT_CLIENT_CREDENTIALS,
-    GRANT_FEDERATED,
-    GRANT_TOKEN_EXCHANGE,
-    TokenRequest,
-    describe_token_request,
-    federated_token,
-    handle_token_request,
-)
+from django_auth0_obo.testing.state import FederatedToken, TenantState, TokenRequest
+from django_auth0_obo.testing.tenant_keys import KeyRing, SigningKey
 
-_JTI_MEMORY_SECONDS = 600
+__all__ = ["FederatedToken", "LocalTenant"]
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class FederatedToken:
-    """A Token Vault answer the tenant gave out, so a fake third-party API can check it."""
+class _Shared(Generic[T]):
+    """A :class:`LocalTenant` attribute that lives on its :class:`TenantState` (read and write),
+    so tests can keep writing ``tenant.max_delegation_depth = 2``."""
 
-    connection: str
-    sub: str
-    login_hint: str | None
-    scope: str
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _Shared[T]: ...
+    @overload
+    def __get__(self, obj: LocalTenant, owner: type[Any]) -> T: ...
+    def __get__(self, obj: LocalTenant | None, owner: type[Any]) -> T | _Shared[T]:
+        if obj is None:
+            return self
+        value: T = getattr(obj.state, self.name)
+        return value
+
+    def __set__(self, obj: LocalTenant, value: T) -> None:
+        setattr(obj.state, self.name, value)
 
 
 class LocalTenant:
@@ -76,6 +77,24 @@ class LocalTenant:
     Use as a context manager or call :meth:`start` / :meth:`stop`. URLs and the CA bundle exist
     once started; :meth:`reset` restores the initial configuration without restarting.
     """
+
+    #: The registry and tunables, kept on :attr:`state` and restored by :meth:`reset`.
+    keys: _Shared[KeyRing] = _Shared()
+    default_audience: _Shared[str] = _Shared()
+    apis: _Shared[dict[str, ApiConfig]] = _Shared()
+    clients: _Shared[dict[str, ClientConfig]] = _Shared()
+    connections: _Shared[dict[str, ConnectionConfig]] = _Shared()
+    exchange_profiles: _Shared[dict[str, ExchangeProfile]] = _Shared()
+    #: Longest ``act`` chain an exchange may produce (Auth0 caps it at a few hops).
+    max_delegation_depth: _Shared[int] = _Shared()
+    #: ``expires_in`` of tokens issued by the token endpoint, seconds.
+    exchange_token_lifetime: _Shared[int] = _Shared()
+    #: ``Cache-Control: public, max-age=N`` on the JWKS when set.
+    jwks_max_age: _Shared[int | None] = _Shared()
+    #: DPoP proof algorithms the token endpoint accepts (Auth0: ES256).
+    dpop_algorithms: _Shared[tuple[str, ...]] = _Shared()
+    #: Token Vault answers given out, by the opaque token.
+    federated_tokens: _Shared[dict[str, FederatedToken]] = _Shared()
 
     def __init__(
         self,
@@ -88,47 +107,20 @@ class LocalTenant:
     ) -> None:
         self.host = "127.0.0.1"
         self._requested_port = port
-        self._initial_audience = default_audience
-        self._initial_key = SigningKey.generate(signing_alg, fresh=fresh_keys)
-        self._default_secret = client_secret or config.new_secret()
-        self._app_secret = config.new_secret()
+        #: What the server and the token endpoint work on (see :mod:`.state`).
+        self.state = TenantState(
+            default_audience=default_audience,
+            signing_key=SigningKey.generate(signing_alg, fresh=fresh_keys),
+            client_secret=client_secret or config.new_secret(),
+            app_secret=config.new_secret(),
+        )
         self._lock = threading.RLock()
-        self._faults = FaultBook()
-        self._stopping = threading.Event()
         self._server: TenantHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmpdir: Path | None = None
         self._tls: TLSFiles | None = None
-        self._configure_defaults()
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def _configure_defaults(self) -> None:
-        with self._lock:
-            self.keys = KeyRing(self._initial_key)
-            self.default_audience: str = self._initial_audience
-            self.apis: dict[str, ApiConfig] = config.default_apis()
-            self.clients: dict[str, ClientConfig] = config.default_clients(
-                self._default_secret, self._app_secret
-            )
-            self.connections: dict[str, ConnectionConfig] = config.default_connections()
-            self.exchange_profiles: dict[str, ExchangeProfile] = {}
-            #: Longest ``act`` chain an exchange may produce (Auth0 caps it at a few hops).
-            self.max_delegation_depth: int = 4
-            #: ``expires_in`` of tokens issued by the token endpoint, seconds.
-            self.exchange_token_lifetime: int = 3600
-            #: ``Cache-Control: public, max-age=N`` on the JWKS when set.
-            self.jwks_max_age: int | None = None
-            #: DPoP proof algorithms the token endpoint accepts (Auth0: ES256).
-            self.dpop_algorithms: tuple[str, ...] = ("ES256",)
-            self._dpop_nonce: str | None = None
-            self._seen_jtis: dict[str, float] = {}
-            self._counts: Counter[str] = Counter()
-            self._path_counts: Counter[str] = Counter()
-            self._token_requests: list[TokenRequest] = []
-            self._server_errors: list[BaseException] = []
-            self.federated_tokens: dict[str, FederatedToken] = {}
-            self._faults.clear()
 
     def start(self) -> LocalTenant:
         """Bind a free port (or the one asked for), write the CA and serve in a daemon thread."""
@@ -138,9 +130,9 @@ class LocalTenant:
             self._tmpdir = Path(tempfile.mkdtemp(prefix="auth0-local-tenant-"))
             self._tls = generate_tls_files(self._tmpdir)
             self._server = TenantHTTPServer(
-                (self.host, self._requested_port), self, self._tls.server_context()
+                (self.host, self._requested_port), self.state, self._tls.server_context()
             )
-            self._stopping.clear()
+            self.state.serving_at = f"https://{self.host}:{self._server.server_address[1]}"
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -156,12 +148,10 @@ class LocalTenant:
             server, thread, tmpdir = self._server, self._thread, self._tmpdir
             self._server = self._thread = None
             self._tmpdir = self._tls = None
+            self.state.serving_at = None
         if server is None:
             return
-        self._stopping.set()
-        server.shutdown()
-        server.close_open_connections()
-        server.server_close()
+        server.stop()
         if thread is not None:
             thread.join(timeout=5)
         if tmpdir is not None:
@@ -182,7 +172,7 @@ class LocalTenant:
         """Back to the initial state: keys, APIs, clients, connections, profiles, faults,
         counters, recorded requests, nonce demand and tunables. The server keeps running and
         client secrets stay the same."""
-        self._configure_defaults()
+        self.state.reset()
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -207,24 +197,24 @@ class LocalTenant:
 
     @property
     def base_url(self) -> str:
-        return f"https://{self.domain}"
+        return self.state.base_url
 
     @property
     def issuer(self) -> str:
         """``https://127.0.0.1:PORT/``, with Auth0's trailing slash."""
-        return f"{self.base_url}/"
+        return self.state.issuer
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.base_url}/.well-known/openid-configuration"
+        return self.state.discovery_url
 
     @property
     def jwks_uri(self) -> str:
-        return f"{self.base_url}/.well-known/jwks.json"
+        return self.state.jwks_uri
 
     @property
     def token_endpoint(self) -> str:
-        return f"{self.base_url}/oauth/token"
+        return self.state.token_endpoint
 
     @property
     def ca_bundle(self) -> str:
@@ -259,53 +249,7 @@ class LocalTenant:
 
     def discovery_document(self) -> dict[str, Any]:
         """The OpenID configuration, shaped like Auth0's."""
-        base = self.base_url
-        return {
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{base}/authorize",
-            "token_endpoint": self.token_endpoint,
-            "device_authorization_endpoint": f"{base}/oauth/device/code",
-            "userinfo_endpoint": f"{base}/userinfo",
-            "mfa_challenge_endpoint": f"{base}/mfa/challenge",
-            "jwks_uri": self.jwks_uri,
-            "registration_endpoint": f"{base}/oidc/register",
-            "revocation_endpoint": f"{base}/oauth/revoke",
-            "end_session_endpoint": f"{base}/oidc/logout",
-            "scopes_supported": ["openid", "profile", "offline_access", "email"],
-            "response_types_supported": [
-                "code",
-                "token",
-                "id_token",
-                "code token",
-                "code id_token",
-                "token id_token",
-                "code token id_token",
-            ],
-            "code_challenge_methods_supported": ["S256", "plain"],
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["HS256", "RS256", "PS256"],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "private_key_jwt",
-            ],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
-            "grant_types_supported": [
-                "authorization_code",
-                "refresh_token",
-                GRANT_CLIENT_CREDENTIALS,
-                GRANT_TOKEN_EXCHANGE,
-                GRANT_FEDERATED,
-            ],
-            "dpop_signing_alg_values_supported": list(self.dpop_algorithms),
-            "claims_supported": [
-                *("aud", "auth_time", "created_at", "email", "exp", "iat", "iss"),
-                *("name", "nickname", "picture", "sub"),
-            ],
-            "request_uri_parameter_supported": False,
-            "request_parameter_supported": False,
-        }
+        return self.state.discovery_document()
 
     def jwks(self) -> dict[str, Any]:
         """The JWKS document currently served."""
@@ -419,39 +363,7 @@ class LocalTenant:
         """Verify a token as this tenant would: a published kid, its algorithm, signature,
         ``iss``, ``exp``/``iat``; ``audience`` (when given) must be in ``aud``. Raises pyjwt
         errors or KeyError for an unknown kid."""
-        header = jwt.get_unverified_header(token)
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not self.keys.is_published(kid):
-            raise KeyError("unknown kid")
-        key = self.keys.get(kid)
-        claims = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=[key.alg],
-            issuer=self.issuer,
-            options={"require": ["iss", "sub", "exp", "iat"], "verify_aud": False},
-        )
-        if audience is not None:
-            aud = claims.get("aud")
-            audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-            if audience not in audiences:
-                raise jwt.InvalidAudienceError("audience not accepted")
-        return claims
-
-    def _issue(self, claims: Mapping[str, Any], lifetime: int) -> str:
-        """Sign a token issued by the token endpoint with the current signing key."""
-        now = int(time.time())
-        payload = {"iss": self.issuer, **claims, "iat": now, "exp": now + lifetime}
-        key = self.keys.signing_key
-        header = {"alg": key.alg, "typ": "JWT", "kid": key.kid}
-        return encode_jws(header, payload, key.private_key, key.alg)
-
-    def _issue_federated(self, connection: str, sub: str, login_hint: str | None) -> str:
-        token = federated_token()
-        scope = " ".join(self.connections[connection].scopes)
-        with self._lock:
-            self.federated_tokens[token] = FederatedToken(connection, sub, login_hint, scope)
-        return token
+        return self.state.verify(token, audience)
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -460,7 +372,7 @@ class LocalTenant:
     ) -> ApiConfig:
         """Register (or replace) a resource server."""
         api = ApiConfig(identifier, tuple(scopes), allow_dpop)
-        with self._lock:
+        with self.state.lock:
             self.apis[identifier] = api
         return api
 
@@ -486,7 +398,7 @@ class LocalTenant:
             obo_enabled=obo_enabled,
             auth_method=auth_method,
         )
-        with self._lock:
+        with self.state.lock:
             self.clients[client_id] = client
         return client
 
@@ -502,14 +414,14 @@ class LocalTenant:
         connection = ConnectionConfig(
             name, tuple(scopes), frozenset(users) if users is not None else None, expires_in
         )
-        with self._lock:
+        with self.state.lock:
             self.connections[name] = connection
         return connection
 
     def add_exchange_profile(self, subject_token_type: str, handler: ProfileHandler) -> None:
         """A Custom Token Exchange profile: ``handler(form)`` returns the new token's claims
         (``sub`` required), or ``{"error": ..., "error_description": ..., "status": ...}``."""
-        with self._lock:
+        with self.state.lock:
             self.exchange_profiles[subject_token_type] = ExchangeProfile(
                 subject_token_type, handler
             )
@@ -518,30 +430,17 @@ class LocalTenant:
 
     def require_dpop_nonce(self, required: bool = True) -> str | None:
         """Demand a server nonce in token-endpoint proofs; returns the current nonce."""
-        with self._lock:
-            self._dpop_nonce = config.new_secret()[:22] if required else None
-            return self._dpop_nonce
+        if required:
+            return self.state.new_dpop_nonce()
+        self.state.dpop_nonce = None
+        return None
 
     def rotate_dpop_nonce(self) -> str:
-        with self._lock:
-            self._dpop_nonce = config.new_secret()[:22]
-            return self._dpop_nonce
+        return self.state.new_dpop_nonce()
 
     @property
     def dpop_nonce(self) -> str | None:
-        return self._dpop_nonce
-
-    def _remember_jti(self, jti: str) -> bool:
-        """Record a proof's jti; False when it was already seen (a replay)."""
-        now = time.time()
-        with self._lock:
-            if jti in self._seen_jtis:
-                return False
-            if len(self._seen_jtis) > 10_000:
-                cutoff = now - _JTI_MEMORY_SECONDS
-                self._seen_jtis = {k: t for k, t in self._seen_jtis.items() if t > cutoff}
-            self._seen_jtis[jti] = now
-            return True
+        return self.state.dpop_nonce
 
     # -- faults, counters, records -----------------------------------------------------------
 
@@ -566,71 +465,29 @@ class LocalTenant:
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for always")
         fault = Fault(status, body, dict(headers or {}), delay, times, close)
-        self._faults.add(endpoint, fault)
+        self.state.faults.add(endpoint, fault)
 
     def clear_faults(self, endpoint: str | None = None) -> None:
-        self._faults.clear(endpoint)
-
-    def _count(self, name: str | None, path: str) -> None:
-        with self._lock:
-            if name is not None:
-                self._counts[name] += 1
-            self._path_counts[path] += 1
+        self.state.faults.clear(endpoint)
 
     def count(self, endpoint: str) -> int:
         """Requests received by ``"discovery"``, ``"jwks"``, ``"token"``, or a path."""
-        with self._lock:
-            if endpoint.startswith("/"):
-                return self._path_counts[endpoint]
-            return self._counts[endpoint]
+        return self.state.count(endpoint)
 
     @property
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return self.state.counts
 
     def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._path_counts.clear()
-            self._token_requests.clear()
+        """Zero the counters and forget the recorded token requests."""
+        self.state.reset_counts()
 
     @property
     def token_requests(self) -> list[TokenRequest]:
         """Every request to ``/oauth/token`` so far (client secrets redacted), oldest first."""
-        with self._lock:
-            return list(self._token_requests)
-
-    def _handle_token(
-        self, raw_headers: Any, body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        reply, record = handle_token_request(self, _header_lists(raw_headers), body)
-        with self._lock:
-            self._token_requests.append(record)
-        return reply.status, reply.body, reply.headers
+        return self.state.token_requests
 
     @property
     def server_errors(self) -> list[BaseException]:
         """Exceptions the token endpoint raised (answered as 500 ``server_error``)."""
-        with self._lock:
-            return list(self._server_errors)
-
-    def _record_server_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self._server_errors.append(exc)
-
-    def _record_faulted_token_request(
-        self, raw_headers: Any, body: bytes, status: int | None
-    ) -> None:
-        record = describe_token_request(_header_lists(raw_headers), body)
-        record.status = status
-        record.error = "injected_fault"
-        with self._lock:
-            self._token_requests.append(record)
-
-
-def _header_lists(raw_headers: Any) -> dict[str, list[str]]:
-    headers: dict[str, list[str]] = {}
-    for name, value in raw_headers.items():
-        headers.setdefault(name.lower(), []).append(value)
-    return headers
+        return self.state.server_errors

@@ -14,7 +14,7 @@ from django_auth0_obo.testing import (
     decode_unverified,
     jwk_thumbprint,
 )
-from django_auth0_obo.testing.dpop import ProofError, check_proof, normalize_htu
+from django_auth0_obo.testing.proofs import ProofError, check_proof, normalize_htu
 
 RFC7638_RSA_KEY = {
     "kty": "RSA",

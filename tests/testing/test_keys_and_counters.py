@@ -45,6 +45,23 @@ def test_retired_keys_leave_the_jwks_but_can_still_sign(
         tenant.verify(token)
 
 
+def test_use_key_switches_signing_back_to_an_earlier_key(
+    tenant: LocalTenant, http: requests.Session
+) -> None:
+    old = tenant.signing_kid
+    tenant.rotate()
+
+    tenant.use_key(old)
+
+    assert tenant.signing_kid == old
+    assert _kids(http, tenant)[0] == old
+    token = tenant.mint()
+    assert decode_unverified(token)[0]["kid"] == old
+    assert tenant.verify(token)["sub"] == "auth0|user123"
+    with pytest.raises(KeyError):
+        tenant.use_key("no-such-kid")
+
+
 def test_unpublished_keys_sign_tokens_no_jwks_can_verify_until_published(
     tenant: LocalTenant, http: requests.Session
 ) -> None:

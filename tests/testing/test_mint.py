@@ -19,7 +19,7 @@ from django_auth0_obo.testing import (
     tamper_signature,
     unsigned_token,
 )
-from django_auth0_obo.testing.jwk import b64url_decode
+from django_auth0_obo.testing.jwk_encoding import b64url_decode
 
 
 def test_defaults_look_like_an_auth0_access_token(tenant: LocalTenant) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from django_auth0_obo.testing.jwk import jwk_thumbprint, public_jwk
+from django_auth0_obo.testing.jwk_encoding import jwk_thumbprint, public_jwk
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_CURVES: dict[str, ec.EllipticCurve] = {

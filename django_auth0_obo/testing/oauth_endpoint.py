@@ -12,30 +12,27 @@ import base64
 import binascii
 import hmac
 import json
-import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 
-from django_auth0_obo.testing.config import ApiConfig, ClientConfig, ExchangeProfileError
-from django_auth0_obo.testing.dpop import CheckedProof, ProofError, check_proof
-
-if TYPE_CHECKING:
-    from django_auth0_obo.testing.tenant import LocalTenant
-
-GRANT_CLIENT_CREDENTIALS = "client_credentials"
-GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-GRANT_FEDERATED = (
-    "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
+from django_auth0_obo.testing.config import (
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_FEDERATED,
+    GRANT_TOKEN_EXCHANGE,
+    TOKEN_TYPE_ACCESS_TOKEN,
+    TOKEN_TYPE_FEDERATED,
+    ApiConfig,
+    ClientConfig,
+    ExchangeProfileError,
 )
-TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
-TOKEN_TYPE_FEDERATED = "http://auth0.com/oauth/token-type/federated-connection-access-token"
+from django_auth0_obo.testing.proofs import CheckedProof, ProofError, check_proof
+from django_auth0_obo.testing.state import TenantState, TokenRequest
 
-#: Form fields never kept verbatim in :attr:`LocalTenant.token_requests`.
+#: Form fields never kept verbatim in :attr:`TenantState.token_requests`.
 REDACTED_FIELDS = frozenset({"client_secret", "client_assertion"})
 REDACTED = "[redacted]"
 
@@ -64,61 +61,41 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class TokenRequest:
-    """What the token endpoint received (secrets redacted), and how it answered."""
-
-    form: dict[str, str]
-    headers: dict[str, str]
-    grant_type: str | None = None
-    client_id: str | None = None
-    auth_method: str | None = None
-    dpop_proof: str | None = None
-    status: int | None = None
-    error: str | None = None
-    received_at: float = field(default_factory=time.time)
-
-    @property
-    def dpop(self) -> bool:
-        """True when the request carried a ``DPoP`` header."""
-        return self.dpop_proof is not None
-
-    @property
-    def audience(self) -> str | None:
-        return self.form.get("audience")
-
-    @property
-    def scope(self) -> str | None:
-        return self.form.get("scope")
-
-    @property
-    def subject_token(self) -> str | None:
-        return self.form.get("subject_token")
-
-
 def handle_token_request(
-    tenant: LocalTenant, headers: Mapping[str, list[str]], body: bytes
-) -> tuple[Reply, TokenRequest]:
-    """Answer one token request. ``headers`` maps lower-cased names to all their values."""
+    state: TenantState, headers: Mapping[str, list[str]], body: bytes
+) -> Reply:
+    """Answer one token request and log it in ``state``. ``headers`` maps lower-cased names to
+    all their values."""
     record = describe_token_request(headers, body)
     try:
         form = _parse_form(headers, body)
         proofs = headers.get("dpop", [])
-        proof = _check_dpop(tenant, proofs)
-        client, record.auth_method = _authenticate(tenant, headers, form)
+        proof = _check_dpop(state, proofs)
+        client, record.auth_method = _authenticate(state, headers, form)
         record.client_id = client.client_id
-        reply = _dispatch(tenant, client, form, proof)
+        reply = _dispatch(state, client, form, proof)
     except OAuthError as exc:
         body_json = {"error": exc.error, "error_description": exc.description}
         reply = Reply(exc.status, body_json, exc.headers)
         record.error = exc.error
     reply.headers.setdefault("Cache-Control", "no-store")
     reply.headers.setdefault("Pragma", "no-cache")
-    nonce = tenant.dpop_nonce
+    nonce = state.dpop_nonce
     if nonce is not None:
         reply.headers.setdefault("DPoP-Nonce", nonce)
     record.status = reply.status
-    return reply, record
+    state.record_token_request(record)
+    return reply
+
+
+def log_faulted_token_request(
+    state: TenantState, headers: Mapping[str, list[str]], body: bytes, status: int | None
+) -> None:
+    """Log a token request an injected fault answered (``status`` None: connection dropped)."""
+    record = describe_token_request(headers, body)
+    record.status = status
+    record.error = "injected_fault"
+    state.record_token_request(record)
 
 
 def describe_token_request(headers: Mapping[str, list[str]], body: bytes) -> TokenRequest:
@@ -192,7 +169,7 @@ def _parse_form(headers: Mapping[str, list[str]], body: bytes) -> dict[str, Any]
     return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
 
 
-def _check_dpop(tenant: LocalTenant, proofs: list[str]) -> CheckedProof | None:
+def _check_dpop(state: TenantState, proofs: list[str]) -> CheckedProof | None:
     if not proofs:
         return None
     if len(proofs) > 1:
@@ -201,14 +178,14 @@ def _check_dpop(tenant: LocalTenant, proofs: list[str]) -> CheckedProof | None:
         proof = check_proof(
             proofs[0],
             method="POST",
-            url=tenant.token_endpoint,
-            algorithms=tenant.dpop_algorithms,
+            url=state.token_endpoint,
+            algorithms=state.dpop_algorithms,
         )
     except ProofError as exc:
         raise OAuthError("invalid_dpop_proof", str(exc)) from exc
-    if not tenant._remember_jti(proof.claims["jti"]):
+    if not state.remember_jti(proof.claims["jti"]):
         raise OAuthError("invalid_dpop_proof", "DPoP proof jti was already used.")
-    nonce = tenant.dpop_nonce
+    nonce = state.dpop_nonce
     if nonce is not None and proof.claims.get("nonce") != nonce:
         raise OAuthError(
             "use_dpop_nonce",
@@ -219,7 +196,7 @@ def _check_dpop(tenant: LocalTenant, proofs: list[str]) -> CheckedProof | None:
 
 
 def _authenticate(
-    tenant: LocalTenant, headers: Mapping[str, list[str]], form: Mapping[str, str]
+    state: TenantState, headers: Mapping[str, list[str]], form: Mapping[str, str]
 ) -> tuple[ClientConfig, str]:
     authorization = (headers.get("authorization") or [""])[0]
     has_basic = authorization[:6].lower() == "basic "
@@ -241,10 +218,10 @@ def _authenticate(
         method = "client_secret_post"
         client_id, secret = form.get("client_id", ""), form["client_secret"]
     elif "client_assertion" in form:
-        raise _invalid_client("private_key_jwt is not supported by the local tenant.")
+        raise _invalid_client("private_key_jwt is not supported by the local state.")
     else:
         raise _invalid_client("Client authentication is required.")
-    client = tenant.clients.get(client_id)
+    client = state.clients.get(client_id)
     known = client is not None and hmac.compare_digest(
         secret.encode("utf-8"), client.secret.encode("utf-8")
     )
@@ -263,7 +240,7 @@ def _invalid_client(description: str, *, basic: bool = False) -> OAuthError:
 
 
 def _dispatch(
-    tenant: LocalTenant,
+    state: TenantState,
     client: ClientConfig,
     form: Mapping[str, str],
     proof: CheckedProof | None,
@@ -272,30 +249,30 @@ def _dispatch(
     if not grant_type:
         raise OAuthError("invalid_request", "Missing required parameter: grant_type.")
     if grant_type == GRANT_CLIENT_CREDENTIALS:
-        return _client_credentials(tenant, client, form, proof)
+        return _client_credentials(state, client, form, proof)
     if grant_type == GRANT_TOKEN_EXCHANGE:
         subject_token_type = form.get("subject_token_type")
         if not subject_token_type:
             raise OAuthError("invalid_request", "Missing required parameter: subject_token_type.")
-        profile = tenant.exchange_profiles.get(subject_token_type)
+        profile = state.exchange_profiles.get(subject_token_type)
         if profile is not None:
-            return _custom_exchange(tenant, client, form, proof, profile.handler)
+            return _custom_exchange(state, client, form, proof, profile.handler)
         if subject_token_type == TOKEN_TYPE_ACCESS_TOKEN:
-            return _on_behalf_of(tenant, client, form, proof)
+            return _on_behalf_of(state, client, form, proof)
         raise OAuthError("invalid_request", "Unsupported subject_token_type.")
     if grant_type == GRANT_FEDERATED:
-        return _token_vault(tenant, client, form)
+        return _token_vault(state, client, form)
     raise OAuthError("unsupported_grant_type", f"Unsupported grant type: {grant_type}.")
 
 
 def _client_credentials(
-    tenant: LocalTenant,
+    state: TenantState,
     client: ClientConfig,
     form: Mapping[str, str],
     proof: CheckedProof | None,
 ) -> Reply:
     audience = _require(form, "audience")
-    api = tenant.apis.get(audience)
+    api = state.apis.get(audience)
     if api is None:
         raise OAuthError("invalid_target", f"Service not found: {audience}.")
     if audience not in client.grants:
@@ -310,11 +287,11 @@ def _client_credentials(
     if scopes:
         claims["scope"] = scopes
     bound = proof is not None and api.allow_dpop
-    return _token_reply(tenant, claims, tenant.exchange_token_lifetime, proof, bound, scopes)
+    return _token_reply(state, claims, state.exchange_token_lifetime, proof, bound, scopes)
 
 
 def _on_behalf_of(
-    tenant: LocalTenant,
+    state: TenantState,
     client: ClientConfig,
     form: Mapping[str, str],
     proof: CheckedProof | None,
@@ -331,14 +308,14 @@ def _on_behalf_of(
             "invalid_request", f"requested_token_type must be {TOKEN_TYPE_ACCESS_TOKEN}."
         )
     audience = _require(form, "audience")
-    subject = _verify_subject(tenant, subject_token, client.api)
+    subject = _verify_subject(state, subject_token, client.api)
     if subject.get("gty") == "client-credentials":
         raise OAuthError("invalid_grant", "The subject token must represent a user.")
     prior_act = subject.get("act")
     depth = _delegation_depth(prior_act)
-    if depth + 1 > tenant.max_delegation_depth:
+    if depth + 1 > state.max_delegation_depth:
         raise OAuthError("invalid_request", "The delegation chain is too long.")
-    api = tenant.apis.get(audience)
+    api = state.apis.get(audience)
     if api is None:
         raise OAuthError("invalid_target", f"Service not found: {audience}.")
     if audience not in client.grants:
@@ -357,11 +334,11 @@ def _on_behalf_of(
         if carried in subject:
             claims[carried] = subject[carried]
     claims["act"] = act
-    return _exchanged_token_reply(tenant, api, claims, proof, scopes if echo else None)
+    return _exchanged_token_reply(state, api, claims, proof, scopes if echo else None)
 
 
 def _exchanged_token_reply(
-    tenant: LocalTenant,
+    state: TenantState,
     api: ApiConfig,
     claims: dict[str, Any],
     proof: CheckedProof | None,
@@ -369,9 +346,9 @@ def _exchanged_token_reply(
 ) -> Reply:
     """An exchange's answer: bound to the proof's key when the target API allows DPoP."""
     return _token_reply(
-        tenant,
+        state,
         claims,
-        tenant.exchange_token_lifetime,
+        state.exchange_token_lifetime,
         proof,
         proof is not None and api.allow_dpop,
         echoed_scope,
@@ -380,15 +357,15 @@ def _exchanged_token_reply(
 
 
 def _custom_exchange(
-    tenant: LocalTenant,
+    state: TenantState,
     client: ClientConfig,
     form: Mapping[str, str],
     proof: CheckedProof | None,
     handler: Any,
 ) -> Reply:
     _require(form, "subject_token")
-    audience = form.get("audience") or tenant.default_audience
-    api = tenant.apis.get(audience)
+    audience = form.get("audience") or state.default_audience
+    api = state.apis.get(audience)
     if api is None:
         raise OAuthError("invalid_target", f"Service not found: {audience}.")
     try:
@@ -410,10 +387,10 @@ def _custom_exchange(
     if scopes:
         claims["scope"] = scopes
     claims.update(result)
-    return _exchanged_token_reply(tenant, api, claims, proof, scopes if echo else None)
+    return _exchanged_token_reply(state, api, claims, proof, scopes if echo else None)
 
 
-def _token_vault(tenant: LocalTenant, client: ClientConfig, form: Mapping[str, str]) -> Reply:
+def _token_vault(state: TenantState, client: ClientConfig, form: Mapping[str, str]) -> Reply:
     connection_name = _require(form, "connection")
     subject_token = _require(form, "subject_token")
     if form.get("subject_token_type") != TOKEN_TYPE_ACCESS_TOKEN:
@@ -427,13 +404,13 @@ def _token_vault(tenant: LocalTenant, client: ClientConfig, form: Mapping[str, s
         raise OAuthError(
             "unauthorized_client", "Only a Custom API client may exchange access tokens.", 403
         )
-    subject = _verify_subject(tenant, subject_token, client.api)
-    connection = tenant.connections.get(connection_name)
+    subject = _verify_subject(state, subject_token, client.api)
+    connection = state.connections.get(connection_name)
     if connection is None:
         raise OAuthError("invalid_target", f"Connection not found: {connection_name}.")
     if connection.users is not None and subject["sub"] not in connection.users:
         raise OAuthError("invalid_grant", "Federated connection refresh token not found.", 401)
-    federated = tenant._issue_federated(connection_name, subject["sub"], form.get("login_hint"))
+    federated = state.issue_federated(connection_name, subject["sub"], form.get("login_hint"))
     body: dict[str, Any] = {
         "access_token": federated,
         "expires_in": connection.expires_in,
@@ -452,9 +429,9 @@ def _require(form: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _verify_subject(tenant: LocalTenant, token: str, audience: str) -> dict[str, Any]:
+def _verify_subject(state: TenantState, token: str, audience: str) -> dict[str, Any]:
     try:
-        return tenant.verify(token, audience=audience)
+        return state.verify(token, audience=audience)
     except jwt.InvalidAudienceError as exc:
         raise OAuthError(
             "invalid_grant", "The subject token was not issued for this client's API.", 401
@@ -491,7 +468,7 @@ def _grant_scopes(
 
 
 def _token_reply(
-    tenant: LocalTenant,
+    state: TenantState,
     claims: dict[str, Any],
     lifetime: int,
     proof: CheckedProof | None,
@@ -501,7 +478,7 @@ def _token_reply(
 ) -> Reply:
     if bound and proof is not None:
         claims["cnf"] = {"jkt": proof.jkt}
-    token = tenant._issue(claims, lifetime)
+    token = state.issue(claims, lifetime)
     body: dict[str, Any] = {
         "access_token": token,
         "expires_in": lifetime,
@@ -512,8 +489,3 @@ def _token_reply(
     if issued_token_type:
         body["issued_token_type"] = issued_token_type
     return Reply(200, body)
-
-
-def federated_token() -> str:
-    """An opaque stand-in for a third-party access token."""
-    return f"fed-{secrets.token_urlsafe(32)}"

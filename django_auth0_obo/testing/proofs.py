@@ -18,7 +18,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from django_auth0_obo.testing.jwk import (
+from django_auth0_obo.testing.jwk_encoding import (
     access_token_hash,
     b64url_decode,
     is_public_jwk,
@@ -27,7 +27,7 @@ from django_auth0_obo.testing.jwk import (
     public_jwk,
 )
 from django_auth0_obo.testing.jws import encode_jws, merge
-from django_auth0_obo.testing.keys import EC_CURVES, RSA_ALGORITHMS, PrivateKey
+from django_auth0_obo.testing.tenant_keys import EC_CURVES, RSA_ALGORITHMS, PrivateKey
 
 #: Algorithms :meth:`DPoPKey.generate` can make keys for.
 DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA")

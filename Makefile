@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo bench lint matrix
+.PHONY: install browser test demo bench lint matrix typecheck
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: install
 bench: install
 	$(PY) bench/verify.py
 	$(PY) bench/exchange.py
+
+# mypy --strict on the package and on tests/typing_usage (user code pinning the typing contract).
+typecheck: install
+	$(VENV)/bin/pip install -q -e '.[typecheck]'
+	$(VENV)/bin/mypy
 
 lint: install
 	$(VENV)/bin/ruff check .

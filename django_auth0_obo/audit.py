@@ -76,7 +76,7 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
     if mode == "off":
         return None
     django_request = getattr(request, "_request", request)
-    existing = getattr(django_request, PENDING_ATTRIBUTE, None)
+    existing: PendingEvent | None = getattr(django_request, PENDING_ATTRIBUTE, None)
     if existing is not None:
         return existing
     view = (getattr(request, "parser_context", None) or {}).get("view")
@@ -258,7 +258,7 @@ def record_exchange(
         "jti": _str(claims.get("jti")),
         "jkt": _str(cnf.get("jkt")) if isinstance(cnf := claims.get("cnf"), dict) else "",
     }
-    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=fields["reason"])
+    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=(error or "")[:64])
     if _in_request_transaction():
         _remember(event)
         return

@@ -112,7 +112,7 @@ class Auth0Authentication(BaseAuthentication):
 
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
-        value = request.META.get("HTTP_DPOP")
+        value: str | None = request.META.get("HTTP_DPOP")
         if value is None:
             return None
         value = value.strip()

@@ -88,7 +88,7 @@ def _members(jwk: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     """The key type and its RFC 7638 required member values, validated (raises JWKError)."""
     kty = jwk.get("kty")
     names = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if names is None:
+    if names is None or not isinstance(kty, str):
         raise JWKError("unsupported key type")
     values: list[str] = []
     for name in names:

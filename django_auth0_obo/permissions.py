@@ -246,7 +246,8 @@ def _challenge_mode(request: Request) -> str:
     token = request.auth
     if isinstance(token, VerifiedToken):
         return "required" if token.scheme == "DPoP" else "disabled"
-    return obo_settings.DPOP_MODE
+    mode: str = obo_settings.DPOP_MODE
+    return mode
 
 
 class InsufficientScopeError(AuthenticationError):

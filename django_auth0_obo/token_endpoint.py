@@ -58,11 +58,13 @@ class TokenResponse:
 
     @property
     def access_token(self) -> str:
-        return self.body["access_token"]
+        token: str = self.body["access_token"]  # validated when the answer was parsed
+        return token
 
     @property
     def expires_in(self) -> int:
-        return self.body["expires_in"]
+        seconds: int = self.body["expires_in"]  # validated when the answer was parsed
+        return seconds
 
 
 def token_endpoint_url() -> str:
@@ -181,9 +183,7 @@ def retry_after(response: requests.Response) -> float | None:
         return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
+    except (TypeError, ValueError):  # Python 3.10+ raises instead of returning None
         return None
     return max(0.0, when.timestamp() - time.time())
 

@@ -39,7 +39,7 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(ExchangedToken)
-class ExchangedTokenAdmin(admin.ModelAdmin):
+class ExchangedTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "subject",
         "actor",

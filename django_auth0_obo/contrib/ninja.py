@@ -66,7 +66,7 @@ class Auth0NinjaError(HttpError):
 def add_challenges(api: NinjaAPI) -> NinjaAPI:
     """Answer :class:`Auth0NinjaError` with its body and headers (``WWW-Authenticate``...)."""
 
-    def handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+    def handler(request: HttpRequest, exc: Any) -> HttpResponse:
         assert isinstance(exc, Auth0NinjaError)
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         response = api.create_response(request, body, status=exc.status_code)

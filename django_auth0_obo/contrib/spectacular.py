@@ -32,7 +32,7 @@ def accepted_schemes() -> list[str]:
     return names
 
 
-class Auth0AuthenticationScheme(OpenApiAuthenticationExtension):
+class Auth0AuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Bearer and DPoP security schemes, with each view's required scopes."""
 
     target_class = "django_auth0_obo.authentication.Auth0Authentication"

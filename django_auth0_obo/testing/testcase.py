@@ -88,7 +88,7 @@ class Auth0TenantMixin:
         from django_auth0_obo.testing.tenant import LocalTenant
 
         cls.auth0_tenant = LocalTenant().start()
-        cls.addClassCleanup(cls.auth0_tenant.stop)
+        cls.addClassCleanup(cls.auth0_tenant.stop)  # type: ignore[attr-defined]
         super().setUpClass()  # type: ignore[misc]
 
     def setUp(self) -> None:

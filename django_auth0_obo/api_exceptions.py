@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from django_auth0_obo import exchange_errors
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable, TokenExchangeError
 
 
@@ -28,55 +28,20 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = TenantUnavailable.error
 
 
-#: Tenant errors meaning "the tenant refused to delegate this user's access": answered 403.
-#: ``invalid_target`` and ``invalid_scope`` are here too: the view asked for an audience or scope
-#: the tenant will not grant this user through this client, which the caller cannot fix by
-#: changing its request (a 400 would blame the caller's input).
-DELEGATION_REFUSED_ERRORS = frozenset(
-    {
-        "invalid_grant",
-        "access_denied",
-        "unauthorized_client",
-        "invalid_target",
-        "invalid_scope",
-        "consent_required",
-        "interaction_required",
-        "login_required",
-    }
-)
-
-
-def token_exchange_response_status(error: TokenExchangeError) -> int:
-    """The status a DRF view answers when ``error`` escapes it (see :func:`exception_handler`)."""
-    if error.status_code == 429:
-        return status.HTTP_503_SERVICE_UNAVAILABLE
-    if error.error == "timeout" or error.status_code == status.HTTP_504_GATEWAY_TIMEOUT:
-        return status.HTTP_504_GATEWAY_TIMEOUT
-    if 400 <= error.status_code < 500 and error.error in DELEGATION_REFUSED_ERRORS:
-        return status.HTTP_403_FORBIDDEN
-    return status.HTTP_502_BAD_GATEWAY
-
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler, plus answers for ``TokenExchangeError`` escaping a view.
 
     Install it with ``REST_FRAMEWORK["EXCEPTION_HANDLER"] =
     "django_auth0_obo.api_exceptions.exception_handler"``.
-    The body is ``{"error": ..., "error_description": ...}`` with the tenant's words:
-
-    - 403 when the tenant refused the delegation (``invalid_grant``, ``access_denied``,
-      ``unauthorized_client``, ``invalid_target``, ``invalid_scope``, ...);
-    - 503 with ``Retry-After`` when the tenant rate-limited the exchange (429);
-    - 504 when the tenant did not answer in time;
-    - 502 for everything else: tenant 5xx, connection failures, malformed answers, and 4xx that
-      mean this API is misconfigured (``invalid_client``, ``invalid_request``, ...).
+    A failed exchange answers ``{"error", "error_description", "code"}`` (and ``connection``
+    when the user must link a Token Vault connection) with the status and stable ``code`` of
+    :func:`django_auth0_obo.exchange_errors.describe`: 403 when the tenant refused the
+    delegation, 502/503/504 when it failed, 502 with a generic message when this API is
+    misconfigured; every 503 carries ``Retry-After``.
     """
     if isinstance(exc, TokenExchangeError):
-        headers = {}
-        if exc.status_code == 429 and exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        body = {"error": exc.error, "error_description": exc.error_description}
-        return Response(body, status=token_exchange_response_status(exc), headers=headers)
+        failure = exchange_errors.describe(exc)
+        return Response(failure.body(), status=failure.status, headers=failure.headers())
     from rest_framework import views  # not at import time: DRF's views import authentication
 
     return views.exception_handler(exc, context)

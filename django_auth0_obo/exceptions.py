@@ -83,7 +83,10 @@ class TokenExchangeError(Auth0OboError):
     """The token endpoint refused or failed an exchange.
 
     ``error`` and ``error_description`` are the tenant's own words (RFC 6749 §5.2), kept verbatim;
-    ``status_code`` is the tenant's HTTP status (or 502/503/504 for transport failures).
+    ``status_code`` is the tenant's HTTP status (or 502/503/504 for transport failures). The
+    exchange adds what it knows of the attempt (``grant``, ``connection`` for Token Vault, the
+    subject token's ``delegation_depth``), so :func:`.exchange_errors.describe` can tell the
+    API's caller what the tenant meant.
     """
 
     def __init__(
@@ -100,8 +103,20 @@ class TokenExchangeError(Auth0OboError):
         self.status_code = status_code
         self.retry_after = retry_after
         self.extra = extra
+        self.grant: str | None = None
+        self.connection: str | None = None
+        self.delegation_depth: int | None = None
         description = f"{error}: {self.error_description}" if self.error_description else error
         super().__init__(description)
+
+    def add_context(
+        self, *, grant: str, connection: str | None, delegation_depth: int | None
+    ) -> None:
+        """Record which exchange failed: the grant, the Token Vault connection, and how many
+        ``act`` levels the subject token already had (None when unknown)."""
+        self.grant = grant
+        self.connection = connection
+        self.delegation_depth = delegation_depth
 
     def __repr__(self) -> str:
         return (

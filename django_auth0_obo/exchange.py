@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import observability, signals, token_endpoint
+from django_auth0_obo import exchange_errors, observability, signals, token_endpoint
+from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.exceptions import TokenExchangeError
+from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
 from django_auth0_obo.exchange_params import (
     check_optional,
     check_required,
@@ -101,6 +102,14 @@ class _Subject:
     def sub(self) -> str | None:
         sub = self.claims.get("sub")
         return sub if isinstance(sub, str) else None
+
+    @property
+    def delegation_depth(self) -> int | None:
+        """How many ``act`` levels the token already has; None when its ``act`` is malformed."""
+        try:
+            return len(get_delegation_chain(self.claims))
+        except InvalidActClaim:
+            return None
 
     @property
     def exp(self) -> int | None:
@@ -254,7 +263,21 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
     try:
         lookup = get_or_fetch(key, lambda: _fetch(exchange))
     except TokenExchangeError as exc:
-        observability.exchange_failed(exchange.grant, exchange.audience, exc)
+        exc.add_context(
+            grant=exchange.grant,
+            connection=exchange.connection,
+            delegation_depth=exchange.subject.delegation_depth,
+        )
+        failure = exchange_errors.describe(exc)
+        observability.exchange_failed(
+            exchange.grant,
+            exchange.audience,
+            exc,
+            level=failure.log_level,
+            hint="check this API's client configuration at the tenant"
+            if failure.log_level >= logging.ERROR
+            else failure.code,
+        )
         signals.exchange_failed.send(
             sender=exchange.sender,
             grant=exchange.grant,
@@ -355,6 +378,11 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
         return _Subject(raw, claims, claims)
     raw = check_subject_token(token, "access_token")
     claims = _peek(raw)
+    if access_token_type and _certificate_bound(claims):
+        raise ValueError(
+            "Refusing to exchange a certificate-bound token (cnf.x5t#S256): mTLS-bound tokens "
+            "are not supported, and the tenant does not re-check the binding."
+        )
     if access_token_type and _bound_jkt(claims) is not None:
         raise ValueError(
             "Refusing to exchange a raw DPoP-bound token: the tenant does not re-check the "
@@ -399,6 +427,11 @@ def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
     if isinstance(cnf, Mapping) and cnf.get("jkt") is not None:
         return str(cnf["jkt"])
     return None
+
+
+def _certificate_bound(claims: Mapping[str, Any]) -> bool:
+    cnf = claims.get("cnf")
+    return isinstance(cnf, Mapping) and "x5t#S256" in cnf
 
 
 def _text(value: Any) -> str:

@@ -104,14 +104,24 @@ def exchange_done(grant: str, audience: str | None, cache_hit: bool) -> None:
     )
 
 
-def exchange_failed(grant: str, audience: str | None, error: TokenExchangeError) -> None:
-    """An exchange failed (the tenant refused, or could not be reached)."""
-    exchange_logger.warning(
-        "Token exchange (%s) for %s failed: %s (HTTP %s).",
+def exchange_failed(
+    grant: str,
+    audience: str | None,
+    error: TokenExchangeError,
+    *,
+    level: int = logging.WARNING,
+    hint: str = "",
+) -> None:
+    """An exchange failed (the tenant refused, or could not be reached); ``level`` and ``hint``
+    come from how the failure is answered (``exchange_errors.describe``)."""
+    exchange_logger.log(
+        level,
+        "Token exchange (%s) for %s failed: %s (HTTP %s): %s",
         grant,
         audience or "the default audience",
         error.error,
         error.status_code,
+        hint,
         extra={
             "auth0_obo_event": "exchange_failed",
             "auth0_obo_grant": grant,

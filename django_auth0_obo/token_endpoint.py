@@ -4,10 +4,16 @@ Framework-free apart from the settings object. What is retried, and why:
 
 - ``400 use_dpop_nonce`` with a ``DPoP-Nonce`` header: once, with a proof carrying that nonce
   (remembered per tenant domain for the next requests, as RFC 9449 §8 intends).
-- ``429``: once, when ``Retry-After`` asks for at most :data:`MAX_RETRY_AFTER` seconds; a longer
-  wait is not ours to spend inside a request, so the error carries ``retry_after`` instead.
+- ``429``: once, when ``Retry-After`` (or Auth0's ``x-ratelimit-reset``) asks for at most
+  :data:`MAX_RETRY_AFTER` seconds; a longer wait is not ours to spend inside a request, so the
+  error carries ``retry_after`` instead.
 - ``5xx`` and connection failures: once, after a short backoff. A timeout is not retried (the
   tenant may still be processing it, and the caller already waited ``HTTP_TIMEOUT``).
+
+The answer is not trusted blindly: the whole call has the ``HTTP_TIMEOUT`` deadline of
+:mod:`.http`, the answer is capped at :data:`MAX_ANSWER_BYTES` and its ``access_token`` at
+:data:`MAX_ACCESS_TOKEN_BYTES`, and ``token_type`` must be ``Bearer`` or ``DPoP`` (it becomes the
+scheme of an ``Authorization`` header); anything else is ``invalid_response``.
 
 Errors keep the tenant's ``error`` and ``error_description`` verbatim. Neither the form (it holds
 the subject token) nor the client secret is ever logged or put in an exception.
@@ -32,7 +38,7 @@ import requests
 from django_auth0_obo import dpop
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
-from django_auth0_obo.http import tenant_request
+from django_auth0_obo.http import ResponseTooLarge, tenant_request
 
 logger = logging.getLogger("django_auth0_obo")
 
@@ -42,6 +48,15 @@ MAX_RETRY_AFTER = 2.0
 MAX_EXPIRES_IN = 10**9
 #: Backoff before retrying a 5xx or a connection failure: base plus up to as much jitter.
 RETRY_BACKOFF = 0.2
+#: Largest token-endpoint answer read (bytes); Auth0's are a few kilobytes.
+MAX_ANSWER_BYTES = 256 * 1024
+#: Largest ``access_token`` accepted (bytes): far above Auth0's, and above what HTTP servers
+#: accept in a request header, so a larger one could never be used downstream anyway.
+MAX_ACCESS_TOKEN_BYTES = 32 * 1024
+#: ``token_type`` values accepted (compared case-insensitively), in their canonical spelling.
+TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
+#: Longest wait (seconds) believed from ``Retry-After`` or ``x-ratelimit-reset``.
+MAX_BELIEVED_WAIT = 3600.0
 
 FormValue = str | Sequence[str]
 
@@ -58,13 +73,11 @@ class TokenResponse:
 
     @property
     def access_token(self) -> str:
-        token: str = self.body["access_token"]  # validated when the answer was parsed
-        return token
+        return str(self.body["access_token"])
 
     @property
     def expires_in(self) -> int:
-        seconds: int = self.body["expires_in"]  # validated when the answer was parsed
-        return seconds
+        return int(self.body["expires_in"])
 
 
 def token_endpoint_url() -> str:
@@ -118,10 +131,16 @@ def post(form: Mapping[str, FormValue]) -> TokenResponse:
             headers["DPoP"] = dpop.make_proof("POST", url, nonce=_nonces.get(domain))
         sent_at = time.time()
         try:
-            response = tenant_request("POST", url, data=data, headers=headers)
+            response = tenant_request(
+                "POST", url, data=data, headers=headers, max_bytes=MAX_ANSWER_BYTES
+            )
         except requests.Timeout as exc:
             raise TokenExchangeError(
                 "timeout", "The token endpoint did not answer in time.", 504
+            ) from exc
+        except ResponseTooLarge as exc:
+            raise TokenExchangeError(
+                "invalid_response", "The token endpoint's answer is too large.", 502
             ) from exc
         except requests.RequestException as exc:
             if not transient_retried:
@@ -166,13 +185,24 @@ def post(form: Mapping[str, FormValue]) -> TokenResponse:
                 logger.info("Token endpoint answered HTTP %s; retrying once.", status)
                 _sleep(_backoff())
                 continue
-            raise TokenExchangeError(error or "server_error", description, status)
+            raise TokenExchangeError(
+                error or "server_error", description, status, retry_after=retry_after(response)
+            )
         raise TokenExchangeError(error or "invalid_response", description, status)
 
 
 def retry_after(response: requests.Response) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta-seconds or HTTP-date), or None."""
-    value = (response.headers.get("Retry-After") or "").strip()
+    """Seconds to wait: ``Retry-After`` (delta-seconds or HTTP-date), else Auth0's
+    ``x-ratelimit-reset`` (epoch seconds); None when neither is usable. Never negative, never
+    above :data:`MAX_BELIEVED_WAIT`."""
+    wait = _retry_after_header(response.headers.get("Retry-After") or "")
+    if wait is None:
+        wait = _ratelimit_reset(response.headers.get("x-ratelimit-reset") or "")
+    return None if wait is None else min(max(0.0, wait), MAX_BELIEVED_WAIT)
+
+
+def _retry_after_header(value: str) -> float | None:
+    value = value.strip()
     if not value:
         return None
     try:
@@ -180,12 +210,19 @@ def retry_after(response: requests.Response) -> float | None:
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):  # Python 3.10+ raises instead of returning None
+    except (TypeError, ValueError, IndexError, OverflowError):  # never None on Python 3.10+
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return when.timestamp() - time.time()
+
+
+def _ratelimit_reset(value: str) -> float | None:
+    value = value.strip()
+    if not value.isdigit() or len(value) > 12:
+        return None
+    return int(value) - time.time()
 
 
 def _parse_success(response: requests.Response) -> dict[str, Any]:
@@ -202,6 +239,17 @@ def _parse_success(response: requests.Response) -> dict[str, Any]:
         raise TokenExchangeError(
             "invalid_response", "The token endpoint's answer has no access_token.", 502
         )
+    if len(token.encode("utf-8")) > MAX_ACCESS_TOKEN_BYTES:
+        raise TokenExchangeError(
+            "invalid_response", "The token endpoint's access_token is too large.", 502
+        )
+    token_type = body.get("token_type")
+    canonical = TOKEN_TYPES.get(token_type.lower()) if isinstance(token_type, str) else None
+    if canonical is None:
+        raise TokenExchangeError(
+            "invalid_response", "The token endpoint's token_type is not Bearer or DPoP.", 502
+        )
+    body["token_type"] = canonical
     expires_in = body.get("expires_in")
     if isinstance(expires_in, str) and expires_in.strip().isdigit():
         expires_in = int(expires_in)

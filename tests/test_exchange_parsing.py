@@ -74,11 +74,13 @@ def test_an_error_body_yields_the_tenants_strings_or_a_generic_description(statu
         assert error == body["error"]
 
 
-@given(st.text(max_size=60))
-def test_retry_after_is_never_negative_and_never_raises(value):
-    wait = token_endpoint.retry_after(response(429, b"", {"Retry-After": value}))
+@given(st.text(max_size=60), st.text(max_size=30) | st.integers(0, 10**20).map(str))
+def test_retry_after_is_never_negative_never_huge_and_never_raises(value, reset):
+    headers = {"Retry-After": value, "x-ratelimit-reset": reset}
+    headers = {k: v for k, v in headers.items() if v.isprintable() and v.isascii()}
+    wait = token_endpoint.retry_after(response(429, b"", headers))
 
-    assert wait is None or wait >= 0
+    assert wait is None or 0 <= wait <= token_endpoint.MAX_BELIEVED_WAIT
 
 
 @pytest.mark.parametrize(

@@ -215,7 +215,7 @@ def test_token_vault_refusal_for_an_unlinked_user(tenant):
     with pytest.raises(TokenExchangeError) as failure:
         get_access_token_for_connection("github", user_token(tenant))
 
-    assert failure.value.error == "invalid_grant"
+    assert failure.value.error == "federated_connection_refresh_token_not_found"
     assert failure.value.status_code == 401
 
 

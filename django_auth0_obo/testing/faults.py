@@ -21,7 +21,8 @@ _DEFAULT_ERRORS = {
 @dataclass
 class Fault:
     """One injected behaviour. ``status=None`` only delays, then answers normally;
-    ``close=True`` drops the connection without answering; ``times=None`` never runs out."""
+    ``close=True`` drops the connection without answering; ``trickle=N`` sends the answer (status
+    line, headers and body) one byte every N seconds; ``times=None`` never runs out."""
 
     status: int | None = 500
     body: bytes | str | Mapping[str, Any] | list[Any] | None = None
@@ -29,6 +30,7 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     close: bool = False
+    trickle: float = 0.0
 
     def render(self) -> tuple[int, bytes, dict[str, str]]:
         """``(status, body, headers)`` to send; JSON unless ``body`` is bytes or str."""

@@ -409,7 +409,11 @@ def _token_vault(state: TenantState, client: ClientConfig, form: Mapping[str, st
     if connection is None:
         raise OAuthError("invalid_target", f"Connection not found: {connection_name}.")
     if connection.users is not None and subject["sub"] not in connection.users:
-        raise OAuthError("invalid_grant", "Federated connection refresh token not found.", 401)
+        raise OAuthError(
+            "federated_connection_refresh_token_not_found",
+            "Federated connection refresh token not found.",
+            401,
+        )
     federated = state.issue_federated(connection_name, subject["sub"], form.get("login_hint"))
     body: dict[str, Any] = {
         "access_token": federated,

@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +99,8 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: TenantHTTPServer
+    #: Seconds between the bytes of the current answer (a ``trickle`` fault), 0 for none.
+    _trickle: float = 0.0
 
     def version_string(self) -> str:
         return "LocalAuth0Tenant/1.0"
@@ -132,6 +135,7 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
             return
         state.count_request(name, path)
         fault = state.faults.take([k for k in (name, path) if k])
+        self._trickle = fault.trickle if fault is not None else 0.0
         if fault is not None:
             if fault.delay and self.server.stopping.wait(fault.delay):
                 self.close_connection = True
@@ -193,13 +197,32 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
         self._send(status, data, {"Content-Type": "application/json", **(headers or {})})
 
     def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        if self.command == "HEAD":
+            data = b""
+        if self._trickle:
+            self._send_trickling(status, data, headers)
+            return
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.wfile.write(data)
+
+    def _send_trickling(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        """The whole answer, status line included, one byte every ``_trickle`` seconds."""
+        self.close_connection = True
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        lines = [f"HTTP/1.1 {status} {phrase}", *(f"{k}: {v}" for k, v in headers.items())]
+        lines += [f"Content-Length: {len(data)}", "Connection: close"]
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+        for index in range(len(raw)):
+            if self.server.stopping.wait(self._trickle):
+                return
+            self.wfile.write(raw[index : index + 1])
 
 
 def _header_lists(raw_headers: Mapping[str, str] | Any) -> dict[str, list[str]]:

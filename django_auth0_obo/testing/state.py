@@ -41,8 +41,9 @@ from django_auth0_obo.testing.tenant_keys import KeyRing, SigningKey
 JTI_MEMORY_SECONDS = 600
 _JTI_MEMORY_LIMIT = 10_000
 
-#: Auth0's documented limit on nested ``act`` levels an exchange may produce.
-DEFAULT_MAX_DELEGATION_DEPTH = 4
+#: Auth0's documented limit on nested ``act`` levels an exchange may produce (five; one error
+#: text in Auth0's guide says four). The app's ``MAX_DELEGATION_DEPTH`` defaults to the same.
+DEFAULT_MAX_DELEGATION_DEPTH = 5
 
 
 @dataclass(frozen=True)

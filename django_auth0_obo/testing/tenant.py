@@ -85,7 +85,8 @@ class LocalTenant:
     clients: _Shared[dict[str, ClientConfig]] = _Shared()
     connections: _Shared[dict[str, ConnectionConfig]] = _Shared()
     exchange_profiles: _Shared[dict[str, ExchangeProfile]] = _Shared()
-    #: Longest ``act`` chain an exchange may produce (Auth0 caps it at a few hops).
+    #: Longest ``act`` chain an exchange may produce (Auth0 documents 5); past it the token
+    #: endpoint answers 400 ``invalid_request``.
     max_delegation_depth: _Shared[int] = _Shared()
     #: ``expires_in`` of tokens issued by the token endpoint, seconds.
     exchange_token_lifetime: _Shared[int] = _Shared()
@@ -453,18 +454,24 @@ class LocalTenant:
         delay: float = 0.0,
         times: int | None = 1,
         close: bool = False,
+        trickle: float = 0.0,
     ) -> None:
         """Make the next ``times`` requests to ``endpoint`` fail (``times=None``: until cleared).
 
         ``endpoint`` is ``"discovery"``, ``"jwks"``, ``"token"`` or a path. ``body`` may be a
         dict/list (JSON), bytes or str (sent as is); ``delay`` sleeps first (``status=None`` to
-        answer normally after it); ``close=True`` drops the connection without an answer.
+        answer normally after it); ``close=True`` drops the connection without an answer;
+        ``trickle=N`` sends the answer (the injected one, or the normal one with
+        ``status=None``) one byte every N seconds, like a tenant that keeps a client waiting
+        without ever tripping a per-read timeout.
         """
         if endpoint not in ROUTES.values() and not endpoint.startswith("/"):
             raise ValueError(f"unknown endpoint {endpoint!r}; use a name or a path")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for always")
-        fault = Fault(status, body, dict(headers or {}), delay, times, close)
+        if trickle < 0:
+            raise ValueError("trickle must be a number of seconds, 0 for none")
+        fault = Fault(status, body, dict(headers or {}), delay, times, close, trickle)
         self.state.faults.add(endpoint, fault)
 
     def clear_faults(self, endpoint: str | None = None) -> None:

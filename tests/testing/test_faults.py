@@ -106,3 +106,32 @@ def test_reset_clears_faults(tenant: LocalTenant, http: requests.Session) -> Non
     tenant.reset()
 
     assert http.get(tenant.jwks_uri, timeout=5).status_code == 200
+
+
+def test_a_trickled_answer_arrives_whole_one_byte_at_a_time(
+    tenant: LocalTenant, http: requests.Session
+) -> None:
+    tenant.inject_fault("jwks", status=200, body=b"slow", headers={"X-Test": "1"}, trickle=0.001)
+
+    response = http.get(tenant.jwks_uri, timeout=5, stream=True)
+    first = response.raw.read(1)
+    rest = response.raw.read()
+
+    assert response.status_code == 200
+    assert response.headers["X-Test"] == "1"
+    assert first + rest == b"slow"
+
+
+def test_a_trickled_normal_answer_is_the_normal_answer(
+    tenant: LocalTenant, http: requests.Session
+) -> None:
+    tenant.inject_fault("discovery", status=None, trickle=0.0001)
+
+    response = http.get(tenant.discovery_url, timeout=30)
+
+    assert response.json()["issuer"] == tenant.issuer
+
+
+def test_trickle_must_not_be_negative(tenant: LocalTenant) -> None:
+    with pytest.raises(ValueError, match="trickle"):
+        tenant.inject_fault("token", trickle=-1)

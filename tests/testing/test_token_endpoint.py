@@ -119,16 +119,46 @@ def test_existing_act_is_nested_inside_the_new_actor(
     assert claims["act"] == {"sub": DEFAULT_CLIENT_ID, "act": prior}
 
 
-def test_delegation_depth_is_limited(tenant: LocalTenant, http: requests.Session) -> None:
-    three = {"sub": "a3", "act": {"sub": "a2", "act": {"sub": "a1"}}}
-    four = {"sub": "a4", "act": three}
+def _chain(depth: int) -> dict[str, Any] | None:
+    act: dict[str, Any] | None = None
+    for level in range(1, depth + 1):
+        act = {"sub": f"a{level}", **({"act": act} if act else {})}
+    return act
 
-    assert _obo(http, tenant, subject=tenant.mint(audience=MCP_API, act=three)).ok
-    response = _obo(http, tenant, subject=tenant.mint(audience=MCP_API, act=four))
-    assert _error(response) == (400, "invalid_request")
 
-    tenant.max_delegation_depth = 5
-    assert _obo(http, tenant, subject=tenant.mint(audience=MCP_API, act=four)).ok
+@pytest.mark.parametrize(
+    ("subject_depth", "limit", "expected"),
+    [
+        (4, None, 200),  # the exchange makes a chain of 5: Auth0's documented limit
+        (5, None, 400),  # a sixth level is refused with invalid_request
+        (3, 3, 400),
+        (5, 6, 200),
+    ],
+)
+def test_delegation_depth_is_limited_to_auth0s_five_levels(
+    tenant: LocalTenant,
+    http: requests.Session,
+    subject_depth: int,
+    limit: int | None,
+    expected: int,
+) -> None:
+    if limit is not None:
+        tenant.max_delegation_depth = limit
+    subject = tenant.mint(audience=MCP_API, act=_chain(subject_depth))
+
+    response = _obo(http, tenant, subject=subject)
+
+    assert response.status_code == expected
+    if expected == 400:
+        assert response.json()["error"] == "invalid_request"
+
+
+def test_the_default_depth_limit_is_the_apps_default_max_delegation_depth(
+    tenant: LocalTenant,
+) -> None:
+    from django_auth0_obo.conf import DEFAULTS
+
+    assert tenant.max_delegation_depth == DEFAULTS["MAX_DELEGATION_DEPTH"] == 5
 
 
 def test_malformed_act_in_the_subject_token_is_refused(
@@ -514,7 +544,10 @@ def test_token_vault_errors(tenant: LocalTenant, http: requests.Session) -> None
     tenant.add_connection("github", ["repo"], users=["auth0|someone-else"])
 
     assert _error(_post(http, tenant, _vault_form(subject, "nope"))) == (400, "invalid_target")
-    assert _error(_post(http, tenant, _vault_form(subject, "github"))) == (401, "invalid_grant")
+    assert _error(_post(http, tenant, _vault_form(subject, "github"))) == (
+        401,
+        "federated_connection_refresh_token_not_found",
+    )
     bad_type = _vault_form(subject, requested_token_type=TOKEN_TYPE_ACCESS_TOKEN)
     assert _error(_post(http, tenant, bad_type)) == (400, "invalid_request")
     no_connection = _vault_form(subject)

@@ -191,8 +191,8 @@ def serve(args: argparse.Namespace) -> int:
             f"\nA user token ({args.sub}, audience {tenant.default_audience}, "
             f"{args.expires_in} s):\n\n{token}\n"
             f'\nTry it:  curl -H "Authorization: Bearer {token}" http://127.0.0.1:8000/your/api/\n'
-            f"More tokens:  python -m django_auth0_obo.testing --mint --sub auth0|bob "
-            f'--scope "read:data"\n',
+            "More tokens:  python -m django_auth0_obo.testing --mint --sub 'auth0|bob' "
+            '--scope "read:data"\n',
             flush=True,
         )
         try:

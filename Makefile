@@ -24,6 +24,7 @@ demo: install
 bench: install
 	$(PY) bench/verify.py
 	$(PY) bench/exchange.py
+	$(PY) bench/async_verify.py
 
 # mypy --strict on the package and on tests/typing_usage (user code pinning the typing contract).
 typecheck: install

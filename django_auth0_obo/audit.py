@@ -128,13 +128,26 @@ def write_event(fields: dict[str, Any]) -> None:
 
 def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> dict[str, Any]:
     """The audit fields of a request: who acted for whom, where; claims only, never the token."""
-    claims = token.claims
-    chain = token.delegation_chain
     django_request = getattr(request, "_request", request)
     match = getattr(django_request, "resolver_match", None)
     view_name = (match.view_name if match is not None else "") or (
         type(view).__qualname__ if view is not None else ""
     )
+    return token_fields(
+        token,
+        method=django_request.method or "",
+        path=django_request.path,  # never the query string: it may carry secrets
+        view_name=view_name,
+        audience=_matched_audience(token.claims, view),
+    )
+
+
+def token_fields(
+    token: VerifiedToken, *, method: str, path: str, view_name: str, audience: str
+) -> dict[str, Any]:
+    """The audit fields of a call made with ``token`` (also for non-DRF callers, e.g. MCP)."""
+    claims = token.claims
+    chain = token.delegation_chain
     return {
         "kind": "request",
         "subject": _str(claims.get("sub")),
@@ -143,10 +156,10 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
         "depth": len(chain),
         "azp": _str(claims.get("azp")),
         "org_id": _str(claims.get("org_id")),
-        "audience": _matched_audience(claims, view),
+        "audience": audience,
         "scopes": " ".join(sorted(token.scopes)),
-        "method": django_request.method or "",
-        "path": django_request.path,  # never the query string: it may carry secrets
+        "method": method,
+        "path": path,
         "view_name": view_name,
         "jkt": token.jkt or "",
         "jti": _str(claims.get("jti")),

@@ -10,20 +10,17 @@ Bearer/DPoP credentials that fail. The failure is remembered on the request so
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, dpop, observability, signals, tokens
+from django_auth0_obo import challenges, observability, signals, verification
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
     AuthenticationError,
-    InvalidDPoPProof,
-    InvalidRequest,
     InvalidToken,
     TenantUnavailable,
 )
@@ -32,8 +29,8 @@ from django_auth0_obo.verified import VerifiedToken
 
 logger = logging.getLogger("django_auth0_obo")
 
-#: RFC 6750 §2.1 b64token: what a token may look like. Anything else is a malformed request.
-TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6750 §2.1 b64token (kept here for importers; the rule lives in ``verification``).
+TOKEN_PATTERN = verification.TOKEN_PATTERN
 
 #: Attribute on the Django ``HttpRequest`` holding the failure, for ``authenticate_header``.
 ERROR_ATTRIBUTE = "auth0_obo_error"
@@ -64,61 +61,24 @@ class Auth0Authentication(BaseAuthentication):
 
     def get_credentials(self, request: Request) -> tuple[str, str] | None:
         """Return ``(scheme, raw token)`` from the Authorization header, or None if not ours."""
-        header = request.META.get("HTTP_AUTHORIZATION")
-        if header is None:
-            return None
-        scheme, _, rest = header.strip().partition(" ")
-        if scheme.lower() not in self.keywords:
-            return None
-        scheme = "DPoP" if scheme.lower() == "dpop" else "Bearer"
-        raw_token = rest.strip()
-        if not raw_token:
-            raise InvalidRequest("No token in the Authorization header.")
-        if not TOKEN_PATTERN.fullmatch(raw_token):
-            raise InvalidRequest("Malformed Authorization header.")
-        return scheme, raw_token
+        return verification.parse_authorization(
+            request.META.get("HTTP_AUTHORIZATION"), self.keywords
+        )
 
     def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
         """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
-        mode = obo_settings.DPOP_MODE
-        proof = self.get_dpop_proof(request)
-        if scheme == "Bearer":
-            if mode == "required":
-                raise InvalidToken("DPoP-bound tokens are required.").with_scheme("DPoP")
-            if proof is not None:
-                raise InvalidRequest("A DPoP proof was sent with the Bearer scheme.")
-        elif mode == "disabled":
-            raise InvalidRequest("The DPoP scheme is not accepted.")
-        elif proof is None:
-            raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
-
-        claims = tokens.verify_access_token(raw_token, audiences=self.get_audiences(request))
-        bound_jkt = _bound_jkt(claims)
-        if scheme == "Bearer":
-            if bound_jkt is not None:
-                raise InvalidToken("A DPoP-bound token was sent with the Bearer scheme.")
-            return VerifiedToken(raw_token, claims, "Bearer")
-        if bound_jkt is None:
-            raise InvalidToken("The DPoP scheme needs a DPoP-bound token.").with_scheme("DPoP")
-        assert proof is not None
-        jkt = dpop.verify_proof(
-            proof,
+        return verification.verify_credentials(
+            scheme,
+            raw_token,
+            proof=self.get_dpop_proof(request),
             method=request.method or "GET",
-            url=request.build_absolute_uri(),
-            access_token=raw_token,
-            jkt=bound_jkt,
+            url=request.build_absolute_uri,
+            audiences=self.get_audiences(request),
         )
-        return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
 
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
-        value: str | None = request.META.get("HTTP_DPOP")
-        if value is None:
-            return None
-        value = value.strip()
-        if not value or "," in value or " " in value:
-            raise InvalidDPoPProof("Exactly one DPoP proof is expected.")
-        return value
+        return verification.parse_dpop_header(request.META.get("HTTP_DPOP"))
 
     def get_audiences(self, request: Request) -> Sequence[str] | None:
         """Return the view's ``audience`` narrowing (str or list), or None for the settings'."""
@@ -149,13 +109,3 @@ class Auth0Authentication(BaseAuthentication):
             error=getattr(request._request, ERROR_ATTRIBUTE, None),
             resource_metadata=challenges.resource_metadata_url(request),
         )
-
-
-def _bound_jkt(claims: dict[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    if cnf is None:
-        return None
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    if not isinstance(jkt, str) or not jkt:
-        raise InvalidToken("Malformed cnf claim.")
-    return jkt

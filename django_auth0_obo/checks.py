@@ -20,10 +20,7 @@ from django_auth0_obo.conf import (
 )
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
-
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
+from django_auth0_obo.jose import ASYMMETRIC_ALGORITHMS
 
 
 def several_processes_likely() -> bool:
@@ -53,6 +50,31 @@ def _is_host_port(domain: Any) -> bool:
         return False
     host, _, port = domain.rpartition(":") if ":" in domain else (domain, "", "")
     return bool(host) and (not port or port.isdigit())
+
+
+def _is_asymmetric(alg: Any) -> bool:
+    return isinstance(alg, str) and alg in ASYMMETRIC_ALGORITHMS
+
+
+def _check_token_profile(conf: dict[str, Any]) -> list[CheckMessage]:
+    """REQUIRE_AT_JWT (E017) and MAX_TOKEN_AGE (E018): the optional access-token rules."""
+    errors: list[CheckMessage] = []
+    if not isinstance(conf["REQUIRE_AT_JWT"], bool):
+        errors.append(_error("REQUIRE_AT_JWT must be True or False.", 17))
+    max_age = conf["MAX_TOKEN_AGE"]
+    if max_age is not None and (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, int | float)
+        or not 0 < max_age < float("inf")
+    ):
+        errors.append(
+            _error(
+                "MAX_TOKEN_AGE must be None or a number of seconds greater than 0.",
+                18,
+                "None accepts a token of any age until its exp.",
+            )
+        )
+    return errors
 
 
 @register(Tags.security, "auth0_obo")
@@ -90,7 +112,7 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if conf["DPOP_MODE"] not in DPOP_MODES:
         errors.append(_error(f"DPOP_MODE must be one of {', '.join(DPOP_MODES)}.", 4))
 
-    bad_algs = [a for a in _as_list(conf["ALGORITHMS"]) if a not in ASYMMETRIC_ALGORITHMS]
+    bad_algs = [a for a in _as_list(conf["ALGORITHMS"]) if not _is_asymmetric(a)]
     if bad_algs or not conf["ALGORITHMS"]:
         errors.append(
             _error(
@@ -99,11 +121,13 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                 "'none' and HMAC (HS256...) are never accepted for access tokens.",
             )
         )
-    bad_dpop = [a for a in _as_list(conf["DPOP_ALGORITHMS"]) if a not in ASYMMETRIC_ALGORITHMS]
+    bad_dpop = [a for a in _as_list(conf["DPOP_ALGORITHMS"]) if not _is_asymmetric(a)]
     if bad_dpop or not conf["DPOP_ALGORITHMS"]:
         errors.append(
             _error(f"DPOP_ALGORITHMS may only name asymmetric algorithms; refused: {bad_dpop}.", 9)
         )
+
+    errors.extend(_check_token_profile(conf))
 
     if conf["CLIENT_SECRET"] and not conf["CLIENT_ID"]:
         errors.append(_error("CLIENT_SECRET is set but CLIENT_ID is not.", 6))
@@ -184,4 +208,42 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                     id="auth0_obo.W001",
                 )
             )
+    return errors
+
+
+#: Optional RFC 9728 metadata settings that must be absolute URLs.
+RESOURCE_URL_SETTINGS = ("RESOURCE_DOCUMENTATION", "RESOURCE_POLICY_URI", "RESOURCE_TOS_URI")
+
+
+@register(Tags.security, "auth0_obo")
+def check_resource(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E030, E031: what the protected resource metadata publishes is usable by MCP clients.
+
+    An MCP client asks the tenant for a token whose audience is the ``resource`` it found in the
+    metadata (RFC 8707); if RESOURCE is not an accepted audience, every such token is refused.
+    """
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []
+    errors: list[CheckMessage] = []
+    resource = raw.get("RESOURCE")
+    audiences = [a for a in _as_list(raw.get("AUDIENCE")) if isinstance(a, str)]
+    if resource is not None and (not isinstance(resource, str) or resource not in audiences):
+        errors.append(
+            _error(
+                f"RESOURCE {resource!r} is not one of the accepted audiences (AUDIENCE).",
+                30,
+                "MCP clients request tokens for RESOURCE: add it to AUDIENCE, or remove RESOURCE "
+                "to publish the first audience.",
+            )
+        )
+    for key in RESOURCE_URL_SETTINGS:
+        value = raw.get(key)
+        if value is not None and not (
+            isinstance(value, str) and value.startswith(("https://", "http://"))
+        ):
+            errors.append(_error(f"{key} must be an absolute http(s) URL.", 31))
+    name = raw.get("RESOURCE_NAME")
+    if name is not None and not isinstance(name, str):
+        errors.append(_error("RESOURCE_NAME must be a string.", 31))
     return errors

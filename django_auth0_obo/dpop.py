@@ -1,18 +1,16 @@
 """DPoP (RFC 9449): verify the proofs clients send us, and sign the proofs we send.
 
 ``verify_proof`` performs every check of RFC 9449 §4.3 for a resource server, in one pass over
-the proof: it is decoded once, its public key comes from a small LRU (``jwk``), and the replay
+the proof: it is decoded once by :mod:`django_auth0_obo.jose` (whose errors become
+``InvalidDPoPProof`` here), its public key comes from that module's small LRU, and the replay
 record is written only after everything else passed. ``make_proof`` signs proofs with this API's
 own key (``DPOP_CLIENT_KEY``), for the token exchange and the downstream call.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
@@ -23,18 +21,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import jwt
 
-from django_auth0_obo import conf, replay
+from django_auth0_obo import conf, jose, replay
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.dpop_key import ClientKey, load_client_key
 from django_auth0_obo.exceptions import InvalidDPoPProof, UseDPoPNonce
-from django_auth0_obo.jwk import (
-    ASYMMETRIC_ALGORITHMS,
-    JWKError,
-    b64url_encode,
-    jwk_thumbprint,
-    load_public_jwk,
-    verify_signature,
-)
+from django_auth0_obo.jose import b64url_encode, jwk_thumbprint
 
 __all__ = [
     "ClientKey",
@@ -52,19 +43,11 @@ MAX_PROOF_LENGTH = 8192
 MAX_JTI_LENGTH = 256
 MAX_CACHED_URL_LENGTH = 512
 
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 #: Characters a path may hold unescaped (RFC 3986 ``pchar`` and ``/``), plus existing escapes.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 NonceCheck = str | Callable[[str | None], bool] | None
 
@@ -145,7 +128,7 @@ def allowed_algorithms() -> frozenset[str]:
         configured = obo_settings.DPOP_ALGORITHMS or ()
         if isinstance(configured, str):
             configured = (configured,)
-        algs = frozenset(configured) & ASYMMETRIC_ALGORITHMS
+        algs = frozenset(configured) & jose.ASYMMETRIC_ALGORITHMS
         _allowed["algs"] = algs
         return algs
 
@@ -165,30 +148,33 @@ def verify_proof(
     ``nonce`` is the optional server-nonce hook: the expected value, or a callable judging the
     proof's ``nonce`` claim (None when absent); a failure raises UseDPoPNonce.
     """
-    if len(proof) > MAX_PROOF_LENGTH or not _COMPACT_JWS.fullmatch(proof):
+    if type(proof) is not str or len(proof) > MAX_PROOF_LENGTH:
         raise InvalidDPoPProof("DPoP proof is not a JWT.")
-    signing_input, _, signature_b64 = proof.rpartition(".")
-    header_b64, _, payload_b64 = signing_input.partition(".")
+    try:
+        header_b64, payload_b64, signature_b64 = jose.split_compact(proof.encode("ascii"))
+        signature = jose.b64url_decode(signature_b64)
+    except (UnicodeEncodeError, jose.JOSEError):
+        raise InvalidDPoPProof("DPoP proof is not a JWT.") from None
+    if not signature:
+        raise InvalidDPoPProof("DPoP proof is not a JWT.")
     header = _decode_segment(header_b64)
     if header is None:
         raise InvalidDPoPProof("DPoP proof header is not a JSON object.")
     if header.get("typ") != PROOF_TYPE:
         raise InvalidDPoPProof("DPoP proof typ must be dpop+jwt.")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in allowed_algorithms():
+    if type(alg) is not str or alg not in allowed_algorithms():
         raise InvalidDPoPProof("DPoP proof alg is not allowed.")
     if "crit" in header:
         raise InvalidDPoPProof("DPoP proof has unsupported critical headers.")
     if "jwk" not in header:
         raise InvalidDPoPProof("DPoP proof has no jwk.")
     try:
-        public = load_public_jwk(header["jwk"], alg)
-    except JWKError as error:
+        public = jose.public_key_from_jwk(header["jwk"], alg)
+    except jose.JWKError as error:
         raise InvalidDPoPProof(f"DPoP proof {error}.") from None
-    signature = _b64decode(signature_b64)
-    if signature is None or not verify_signature(
-        alg, public.key, signing_input.encode("ascii"), signature
-    ):
+    signing_input = header_b64 + b"." + payload_b64
+    if not jose.verify(alg, public.key, signing_input, signature):
         raise InvalidDPoPProof("DPoP proof signature is invalid.")
     claims = _decode_segment(payload_b64)
     if claims is None:
@@ -211,23 +197,12 @@ def verify_proof(
     return public.jkt
 
 
-def _b64decode(segment: str) -> bytes | None:
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _decode_segment(segment: str) -> dict[str, Any] | None:
+def _decode_segment(segment: bytes) -> dict[str, Any] | None:
     """A JSON object from a base64url segment, or None."""
-    raw = _b64decode(segment)
-    if raw is None:
-        return None
     try:
-        value = _JSON.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
+        return jose.decode_object(segment)
+    except jose.JOSEError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def _check_htu(htu: Any, url: str) -> str:
@@ -245,7 +220,7 @@ def _check_htu(htu: Any, url: str) -> str:
 
 
 def _check_iat(iat: Any) -> None:
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
+    if not jose.is_numeric_date(iat):
         raise InvalidDPoPProof("DPoP proof iat is missing or not a number.")
     now = time.time()
     if iat < now - obo_settings.DPOP_IAT_OFFSET:

@@ -6,7 +6,6 @@ per settings generation; every error names the setting and never echoes the key 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,10 +15,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from django_auth0_obo import conf
+from django_auth0_obo import conf, jose
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import ConfigurationError
-from django_auth0_obo.jwk import b64url_decode, b64url_encode, jwk_thumbprint
+from django_auth0_obo.jose import b64url_decode, b64url_encode, jwk_thumbprint
 
 _NOT_P256 = "DPOP_CLIENT_KEY must be an EC P-256 private key (PEM, or a JWK with d, x and y)."
 
@@ -45,8 +44,8 @@ def parse_client_key(value: Any) -> ClientKey:
         text = text.strip()
         if text.startswith("{"):
             try:
-                jwk = json.loads(text)
-            except ValueError:
+                jwk = jose.loads(text)
+            except jose.JOSEError:
                 raise ConfigurationError(_NOT_P256) from None
             if not isinstance(jwk, dict):
                 raise ConfigurationError(_NOT_P256)

@@ -34,6 +34,8 @@ class AuthenticationError(Auth0OboError):
 
     #: Which challenge scheme the error belongs to ("Bearer" or "DPoP"); None for the first.
     scheme: str | None = None
+    #: The ``WWW-Authenticate`` value to answer with, set by ``verify``/``averify``.
+    www_authenticate: str | None = None
 
     def with_scheme(self, scheme: str) -> AuthenticationError:
         """Attach the error to one challenge scheme (e.g. a Bearer token where DPoP is required)."""

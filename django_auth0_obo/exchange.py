@@ -17,16 +17,14 @@ The only safe input is therefore a :class:`VerifiedToken` whose DPoP proof was v
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import exchange_errors, observability, signals, token_endpoint
+from django_auth0_obo import exchange_errors, jose, observability, signals, token_endpoint
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
@@ -411,15 +409,10 @@ def _peek(token: str) -> dict[str, Any]:
 
     Only the payload segment is decoded: this runs on every call, cache hits included.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    payload = parts[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError, RecursionError):
+        return jose.decode_object(jose.split_compact(token.encode("ascii"))[1])
+    except (jose.JOSEError, UnicodeEncodeError, AttributeError):
         return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
@@ -436,3 +429,59 @@ def _certificate_bound(claims: Mapping[str, Any]) -> bool:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+# -- async twins ----------------------------------------------------------------------------------
+#
+# For ASGI views, adrf and MCP servers. Each runs its sync twin in a worker thread that is not
+# Django's thread-sensitive one (:mod:`.workers`): the cache read, the lease and the call to the
+# tenant block that thread only, never the event loop nor other requests' sync code, and the ORM
+# is used from a thread, so ``SynchronousOnlyOperation`` cannot happen. Concurrent coroutines
+# land in different threads and meet in the same single flight as threads and processes do. The
+# context (current request, for FORWARD_USER_IP and audit) is copied into the thread.
+
+
+from django_auth0_obo.workers import run_in_worker  # noqa: E402  (kept with the twins)
+
+
+async def aget_token_on_behalf_of(
+    access_token: str | VerifiedToken, audience: str, scope: str | None = None
+) -> OnBehalfOfTokenResult:
+    """:func:`get_token_on_behalf_of` for coroutines; same cache, same single flight."""
+    return await run_in_worker(get_token_on_behalf_of, access_token, audience, scope)
+
+
+async def aget_token_by_exchange_profile(
+    subject_token: str | VerifiedToken,
+    subject_token_type: str,
+    audience: str | None = None,
+    scope: str | None = None,
+    requested_token_type: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> TokenExchangeResult:
+    """:func:`get_token_by_exchange_profile` for coroutines."""
+    return await run_in_worker(
+        get_token_by_exchange_profile,
+        subject_token,
+        subject_token_type,
+        audience,
+        scope,
+        requested_token_type,
+        extra,
+    )
+
+
+async def aget_access_token_for_connection(
+    connection: str, access_token: str | VerifiedToken, login_hint: str | None = None
+) -> ConnectionTokenResult:
+    """:func:`get_access_token_for_connection` for coroutines."""
+    return await run_in_worker(
+        get_access_token_for_connection, connection, access_token, login_hint
+    )
+
+
+__all__ += [
+    "aget_access_token_for_connection",
+    "aget_token_by_exchange_profile",
+    "aget_token_on_behalf_of",
+]

@@ -29,13 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.core.cache import caches
-from jwt.algorithms import Algorithm, get_default_algorithms
 
-from django_auth0_obo import http
+from django_auth0_obo import http, jose
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 
@@ -54,57 +51,42 @@ STALE_GRACE = 24 * 3600
 #: Largest discovery or JWKS body we read.
 MAX_BODY_BYTES = 512 * 1024
 
-#: Smallest RSA modulus we trust.
-MIN_RSA_BITS = 2048
-
 _CACHE_PREFIX = "auth0_obo:keys:v1:"
 
-#: Which curve each ECDSA algorithm needs.
-_EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "ES256": ec.SECP256R1,
-    "ES384": ec.SECP384R1,
-    "ES512": ec.SECP521R1,
-}
-_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-
-#: JWS algorithms we can ever verify access tokens with: asymmetric only. ``none`` and HMAC are
-#: absent on purpose, whatever the settings say.
-ASYMMETRIC_ALGORITHMS = frozenset(_RSA_ALGORITHMS | set(_EC_CURVES) | {"EdDSA"})
-
-_JWS: dict[str, Algorithm] = {
-    name: alg for name, alg in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS
-}
-_PUBLIC_KTY = frozenset({"RSA", "EC", "OKP"})
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
-    """One published key, parsed once: the crypto object plus what it may verify."""
+    """One published key, parsed once: the public key plus what it may verify."""
 
     kid: str
-    key: Any
+    public: jose.PublicJWK
     #: The JWK's own ``alg`` when it names one: the token's ``alg`` must then be exactly that.
     alg: str | None
+
+    @property
+    def key(self) -> Any:
+        """The ``cryptography`` public key object."""
+        return self.public.key
 
     def accepts(self, alg: str) -> bool:
         """Whether a token signed with ``alg`` may be verified with this key (no confusion)."""
         if self.alg is not None and self.alg != alg:
             return False
-        key = self.key
-        if alg in _RSA_ALGORITHMS:
-            return isinstance(key, rsa.RSAPublicKey)
-        curve = _EC_CURVES.get(alg)
-        if curve is not None:
-            return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)
-        if alg == "EdDSA":
-            return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
-        return False
+        return self.public.accepts(alg)
 
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
         """Check a JWS signature; the caller has already checked :meth:`accepts`."""
-        return _JWS[alg].verify(signing_input, self.key, signature)
+        return jose.verify(alg, self.public.key, signing_input, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedKey:
+    """A JWKS entry the verifier will not use, and why (safe to print: no key material)."""
+
+    kid: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -119,6 +101,8 @@ class KeySet:
     #: Until when the keys are fresh; after a failed refresh, when to try again.
     fresh_until: float
     warned_stale: bool = field(default=False)
+    #: The JWKS entries left out, with the reason (what ``auth0_obo_check`` prints).
+    skipped: tuple[SkippedKey, ...] = ()
 
 
 _local: dict[str, KeySet] = {}
@@ -133,20 +117,32 @@ _change_listeners: list[Callable[[], None]] = []
 # Public API -------------------------------------------------------------------------------------
 
 
-def get_verification_key(issuer: str, kid: str, alg: str) -> VerificationKey:
+class KeysNotWarm(Exception):
+    """Raised instead of doing I/O when the caller asked for the per-process keys only."""
+
+
+def get_verification_key(
+    issuer: str, kid: str, alg: str, *, local_only: bool = False
+) -> VerificationKey:
     """Return the key that may verify a token from ``issuer`` with header ``kid`` and ``alg``.
 
     Raises InvalidToken for an issuer we do not trust (checked before any fetch), an unknown
     ``kid`` or a key of another family; TenantUnavailable when no keys can be had at all.
+    With ``local_only`` (async callers on the event loop) it raises :class:`KeysNotWarm` where it
+    would otherwise read the shared cache or the tenant, so the caller can retry off the loop.
     """
     if issuer not in obo_settings.issuers:
         raise InvalidToken("Invalid issuer.")
     now = time.time()
     keyset = _local.get(issuer)
     if keyset is None or now >= keyset.fresh_until:
+        if local_only:
+            raise KeysNotWarm(issuer)
         keyset = get_keyset(issuer)
     key = keyset.keys.get(kid)
     if key is None:
+        if local_only:
+            raise KeysNotWarm(issuer)
         key = _refetch_for_kid(issuer, kid)
     if not key.accepts(alg):
         raise InvalidToken("The signing key does not match the token's algorithm.")
@@ -191,6 +187,40 @@ def get_keyset(issuer: str) -> KeySet:
         _fetch_failed_until.pop(issuer, None)
         keyset = _install_fetched(issuer, document)
         return keyset
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReport:
+    """What the verifier would hold for one issuer if it fetched its keys now."""
+
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str | None
+    #: The keys tokens may be verified with, by kid.
+    keys: dict[str, VerificationKey]
+    #: The JWKS entries the verifier leaves out, with why.
+    skipped: tuple[SkippedKey, ...]
+
+
+def inspect_issuer(issuer: str) -> KeyReport:
+    """Fetch ``issuer``'s discovery document and JWKS now, bypassing every cache, and say which
+    keys the verifier would use and which it would skip (for ``auth0_obo_check``).
+
+    Parses exactly as verification does and changes no cached state. Raises KeysUnavailable
+    (with a ``detail`` for the operator) when the tenant does not answer properly; a JWKS
+    without any usable key is reported, not raised.
+    """
+    discovery, jwks_uri = _discover(issuer)
+    jwks, _ = _download_jwks(jwks_uri)
+    usable, skipped = inspect_jwks(jwks)
+    token_endpoint = discovery.get("token_endpoint")
+    return KeyReport(
+        issuer=issuer,
+        jwks_uri=jwks_uri,
+        token_endpoint=token_endpoint if isinstance(token_endpoint, str) else None,
+        keys=usable,
+        skipped=tuple(skipped),
+    )
 
 
 def prefetch() -> None:
@@ -286,6 +316,13 @@ def _refetch_for_kid(issuer: str, kid: str) -> VerificationKey:
 def _fetch_document(issuer: str) -> dict[str, Any]:
     """Discovery then JWKS, as one cacheable document; TenantUnavailable on any failure."""
     now = time.time()
+    _, jwks_uri = _discover(issuer)
+    jwks, ttl = _fetch_jwks(jwks_uri)
+    return _document(issuer, jwks_uri, jwks, ttl, now)
+
+
+def _discover(issuer: str) -> tuple[dict[str, Any], str]:
+    """The issuer's discovery document and its ``jwks_uri``, checked."""
     discovery, _ = _get_json(discovery_url(issuer), "discovery document")
     if not isinstance(discovery, dict):
         raise _unavailable("The discovery document of %s is not a JSON object.", issuer)
@@ -294,22 +331,29 @@ def _fetch_document(issuer: str) -> dict[str, Any]:
     jwks_uri = discovery.get("jwks_uri")
     if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme != "https":
         raise _unavailable("The discovery document of %s has no https jwks_uri.", issuer)
-    jwks, ttl = _fetch_jwks(jwks_uri)
-    return _document(issuer, jwks_uri, jwks, ttl, now)
+    return discovery, jwks_uri
 
 
 def _fetch_jwks(jwks_uri: str) -> tuple[dict[str, Any], float]:
     """The JWKS and how long it may be cached (TTL, shortened by ``Cache-Control: max-age``)."""
-    jwks, response = _get_json(jwks_uri, "JWKS")
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise _unavailable("The JWKS at %s has no keys list.", jwks_uri)
-    if not _parse_keys(jwks):
+    jwks, response = _download_jwks(jwks_uri)
+    usable, skipped = inspect_jwks(jwks)
+    for entry in skipped:
+        logger.warning("Skipping JWKS key %r of %s: %s.", entry.kid, jwks_uri, entry.reason)
+    if not usable:
         raise _unavailable("The JWKS at %s has no usable signing key.", jwks_uri)
     ttl = float(obo_settings.JWKS_CACHE_TTL)
     max_age = _max_age(response.headers.get("Cache-Control", ""))
     if max_age is not None and max_age < ttl:
         ttl = max(float(max_age), min(MIN_TTL, ttl))
     return jwks, ttl
+
+
+def _download_jwks(jwks_uri: str) -> tuple[dict[str, Any], requests.Response]:
+    jwks, response = _get_json(jwks_uri, "JWKS")
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise _unavailable("The JWKS at %s has no keys list.", jwks_uri)
+    return jwks, response
 
 
 def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
@@ -323,9 +367,7 @@ def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
         ) from None
     try:
         if response.status_code != 200:
-            raise _unavailable(
-                "Fetching the %s from %s failed: HTTP %s", what, url, response.status_code
-            )
+            raise _unavailable("The %s at %s answered %s.", what, url, response.status_code)
         body = bytearray()
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -339,14 +381,23 @@ def _get_json(url: str, what: str) -> tuple[Any, requests.Response]:
     finally:
         response.close()
     try:
-        return json.loads(bytes(body)), response
-    except (ValueError, RecursionError):
+        return jose.loads(bytes(body)), response
+    except jose.JOSEError:
         raise _unavailable("The %s from %s is not valid JSON.", what, url) from None
 
 
-def _unavailable(message: str, *args: Any) -> TenantUnavailable:
+class KeysUnavailable(TenantUnavailable):
+    """No usable keys could be fetched; ``detail`` says why, for the operator (URLs and HTTP
+    statuses, never key material). Clients only ever see the generic description."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The authorization server's signing keys are unavailable.")
+        self.detail = detail
+
+
+def _unavailable(message: str, *args: Any) -> KeysUnavailable:
     logger.warning(message, *args)
-    return TenantUnavailable("The authorization server's signing keys are unavailable.")
+    return KeysUnavailable(message % args)
 
 
 def _max_age(cache_control: str) -> int | None:
@@ -371,51 +422,49 @@ def _document(
 # Parsing ----------------------------------------------------------------------------------------
 
 
-def _parse_keys(jwks: Mapping[str, Any]) -> dict[str, VerificationKey]:
-    """The usable signature keys of a JWKS, by kid; anything odd is skipped, not trusted."""
+def inspect_jwks(jwks: Any) -> tuple[dict[str, VerificationKey], list[SkippedKey]]:
+    """The usable signature keys of a JWKS by kid, and the entries skipped with the reason.
+
+    Anything odd is skipped, never trusted and never an error: a member of the wrong type, a
+    private or symmetric key, an encryption key, an algorithm we do not verify with, an RSA key
+    under :data:`~django_auth0_obo.jose.MIN_RSA_BITS`, a second key with the same kid.
+    """
     keys: dict[str, VerificationKey] = {}
-    for entry in jwks.get("keys") or ():
-        parsed = _parse_key(entry)
-        if parsed is not None and parsed.kid not in keys:
-            keys[parsed.kid] = parsed
-    return keys
+    skipped: list[SkippedKey] = []
+    entries = jwks.get("keys") if isinstance(jwks, dict) else None
+    for index, entry in enumerate(entries if isinstance(entries, list) else ()):
+        kid = entry.get("kid") if isinstance(entry, dict) else None
+        label = kid[:64] if isinstance(kid, str) and kid else f"#{index}"
+        try:
+            parsed = _parse_key(entry)
+        except jose.JWKError as error:
+            skipped.append(SkippedKey(label, str(error)))
+            continue
+        if parsed.kid in keys:
+            skipped.append(SkippedKey(label, "another key has the same kid"))
+            continue
+        keys[parsed.kid] = parsed
+    return keys, skipped
 
 
-def _parse_key(entry: Any) -> VerificationKey | None:
+def _parse_key(entry: Any) -> VerificationKey:
+    """The key of one JWKS entry, or JWKError saying why it cannot be used."""
     if not isinstance(entry, dict):
-        return None
-    kid, kty, alg = entry.get("kid"), entry.get("kty"), entry.get("alg")
-    if not isinstance(kid, str) or not kid or kty not in _PUBLIC_KTY:
-        return None
-    if entry.get("use", "sig") != "sig" or _PRIVATE_MEMBERS & entry.keys():
-        return None
-    if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
-        return None
-    try:
-        key = jwt.PyJWK(entry).key
-    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
-        logger.warning("Skipping unusable JWKS key %r.", kid[:64])
-        return None
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        logger.warning(
-            "Skipping JWKS key %r: RSA key shorter than %s bits.", kid[:64], MIN_RSA_BITS
-        )
-        return None
-    if not isinstance(
-        key,
-        rsa.RSAPublicKey
-        | ec.EllipticCurvePublicKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PublicKey,
-    ):
-        return None
-    return VerificationKey(kid=kid, key=key, alg=alg)
+        raise jose.JWKError("not a JSON object")
+    kid = entry.get("kid")
+    if type(kid) is not str or not kid:
+        raise jose.JWKError("no kid")
+    if entry.get("use", "sig") != "sig":
+        raise jose.JWKError("not a signature key (use is not sig)")
+    public = jose.public_key_from_jwk(entry)
+    alg = entry.get("alg")
+    return VerificationKey(kid=kid, public=public, alg=alg if type(alg) is str else None)
 
 
 def _build_keyset(issuer: str, document: Mapping[str, Any]) -> KeySet | None:
     try:
         jwks = document["jwks"]
-        keys = _parse_keys(jwks)
+        keys, skipped = inspect_jwks(jwks)
         fingerprint = hashlib.sha256(
             json.dumps(jwks, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
@@ -426,6 +475,7 @@ def _build_keyset(issuer: str, document: Mapping[str, Any]) -> KeySet | None:
             fingerprint=fingerprint,
             fetched_at=float(document["fetched_at"]),
             fresh_until=float(document["fresh_until"]),
+            skipped=tuple(skipped),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

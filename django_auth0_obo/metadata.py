@@ -17,6 +17,14 @@ from django_auth0_obo.conf import obo_settings
 #: How long clients and proxies may cache the document, seconds.
 CACHE_SECONDS = 3600
 
+#: Optional RFC 9728 §2 members and the settings that fill them (omitted when unset).
+OPTIONAL_FIELDS = (
+    ("resource_name", "RESOURCE_NAME"),
+    ("resource_documentation", "RESOURCE_DOCUMENTATION"),
+    ("resource_policy_uri", "RESOURCE_POLICY_URI"),
+    ("resource_tos_uri", "RESOURCE_TOS_URI"),
+)
+
 
 def build_metadata(resource: str | None = None) -> dict[str, Any]:
     """The RFC 9728 §2 document for ``resource`` (default: the RESOURCE setting)."""
@@ -26,6 +34,10 @@ def build_metadata(resource: str | None = None) -> dict[str, Any]:
         "scopes_supported": list(obo_settings.SCOPES_SUPPORTED),
         "bearer_methods_supported": ["header"],
     }
+    for field, setting in OPTIONAL_FIELDS:
+        value = getattr(obo_settings, setting)
+        if value:
+            document[field] = value
     mode = obo_settings.DPOP_MODE
     if mode != "disabled":
         document["dpop_signing_alg_values_supported"] = list(obo_settings.DPOP_ALGORITHMS)

@@ -1,21 +1,18 @@
 """Access-token verification: the framework-free core behind ``Auth0Authentication``.
 
-The token is parsed once (split, base64url, JSON), its header checked against an asymmetric
-allow-list, its signature verified with the tenant key from :mod:`django_auth0_obo.keys`, and its
-claims validated here. Verified claims are remembered in a small LRU memo keyed by the SHA-256 of
+The token is parsed once by :mod:`django_auth0_obo.jose` (split, strict base64url, strict JSON;
+its errors become ``InvalidToken`` here), its header checked against an asymmetric allow-list,
+its signature verified with the tenant key from :mod:`django_auth0_obo.keys`, and its claims
+validated here. Verified claims are remembered in a small LRU memo keyed by the SHA-256 of
 the token (never the token), so a client repeating its token costs a hash and a dict lookup;
 ``exp`` and the audience are re-checked on every hit, and an entry never outlives
-``JWKS_CACHE_TTL``, a settings reload or a change of the tenant's keys.
+``JWKS_CACHE_TTL``, ``MAX_TOKEN_AGE``, a settings reload or a change of the tenant's keys.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django_auth0_obo import keys
+from django_auth0_obo import jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
@@ -31,8 +28,11 @@ from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
 #: Claims every access token must carry, besides ``REQUIRED_CLAIMS``.
 STANDARD_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
 
-#: ``typ`` header values accepted (compared case-insensitively): Auth0's and RFC 9068's.
-ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+#: ``typ`` header values of RFC 9068 access tokens (compared case-insensitively); with
+#: ``REQUIRE_AT_JWT`` the header must carry one of them.
+AT_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: ``typ`` header values accepted otherwise: Auth0's default ``JWT`` too (or no ``typ``).
+ACCEPTED_TYPES = AT_JWT_TYPES | {"jwt"}
 
 #: Longest token we look at, in characters.
 MAX_TOKEN_LENGTH = 32 * 1024
@@ -42,18 +42,10 @@ MEMO_SIZE = 2048
 
 MALFORMED = "Malformed token."
 
-_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
-
-
-class _Reject(ValueError):
-    """NaN and Infinity are not JSON."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Reject(name)
-
-
-_json = json.JSONDecoder(parse_constant=_reject_constant)
+#: RFC 8705 §3.1: a token bound to a client certificate (mTLS) carries its thumbprint here. This
+#: app cannot check the certificate, so such a token is refused, saying so.
+CERTIFICATE_THUMBPRINT = "x5t#S256"
+CERTIFICATE_BOUND = "Certificate-bound tokens (cnf.x5t#S256) are not supported."
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +58,10 @@ class _Policy:
     leeway: float
     required: tuple[str, ...]
     memo_ttl: float
+    #: RFC 9068 strict mode: the header ``typ`` must be ``at+jwt``.
+    require_at_jwt: bool
+    #: Refuse tokens whose ``iat`` is older than this many seconds (plus leeway); None: any age.
+    max_age: float | None
 
 
 _policy: _Policy | None = None
@@ -75,12 +71,14 @@ def _load_policy() -> _Policy:
     global _policy
     extra = tuple(c for c in obo_settings.REQUIRED_CLAIMS if c not in STANDARD_CLAIMS)
     _policy = _Policy(
-        algorithms=frozenset(obo_settings.ALGORITHMS) & keys.ASYMMETRIC_ALGORITHMS,
+        algorithms=frozenset(obo_settings.ALGORITHMS) & jose.ASYMMETRIC_ALGORITHMS,
         issuers=obo_settings.issuers,
         audiences=obo_settings.audiences,
         leeway=float(obo_settings.LEEWAY),
         required=STANDARD_CLAIMS + extra,
         memo_ttl=float(obo_settings.JWKS_CACHE_TTL),
+        require_at_jwt=bool(obo_settings.REQUIRE_AT_JWT),
+        max_age=None if obo_settings.MAX_TOKEN_AGE is None else float(obo_settings.MAX_TOKEN_AGE),
     )
     return _policy
 
@@ -138,10 +136,13 @@ keys.on_keys_changed(clear_memo)
 os.register_at_fork(after_in_child=lambda: setattr(_memo, "_lock", threading.Lock()))
 
 
-def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -> dict[str, Any]:
+def verify_access_token(
+    token: str, *, audiences: Sequence[str] | None = None, local_only: bool = False
+) -> dict[str, Any]:
     """Return the verified claims of ``token`` or raise InvalidToken / TenantUnavailable.
 
     ``audiences`` narrows the accepted ``aud`` values (any-of); None means the settings'.
+    ``local_only``: raise ``keys.KeysNotWarm`` rather than fetch keys (see ``averify``).
     """
     policy = _policy or _load_policy()
     if audiences is None:
@@ -171,12 +172,8 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         raise InvalidToken("Missing required claim: iss.")
     if type(iss) is not str or iss not in policy.issuers:
         raise InvalidToken("Invalid issuer.")
-    key = keys.get_verification_key(iss, header["kid"], alg)
-    try:
-        valid = key.verify(alg, signing_input, signature)
-    except (ValueError, TypeError):
-        valid = False
-    if not valid:
+    key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
+    if not key.verify(alg, signing_input, signature):
         raise InvalidToken("Invalid signature.")
     _check_claims(claims, policy, audiences, now)
 
@@ -185,42 +182,18 @@ def verify_access_token(token: str, *, audiences: Sequence[str] | None = None) -
         exp = claims["exp"]
         if exp < until - policy.leeway:  # compared, not added: exp may be a huge int
             until = exp + policy.leeway
+        if policy.max_age is not None:  # iat is within [now - max_age - leeway, now + leeway]
+            until = min(until, claims["iat"] + policy.max_age + policy.leeway)
         _memo.put(digest, claims, until)
     return dict(claims)
 
 
 def _parse(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Split and decode a compact JWS once: header, payload, signing input and signature."""
-    parts = raw.split(b".")
-    if len(parts) != 3:
-        raise InvalidToken(MALFORMED)
-    header_b64, payload_b64, signature_b64 = parts
-    if not header_b64 or not payload_b64:
-        raise InvalidToken(MALFORMED)
-    header = _decode_json(header_b64)
-    payload = _decode_json(payload_b64)
-    signature = _b64decode(signature_b64)
-    return header, payload, raw[: len(header_b64) + 1 + len(payload_b64)], signature
-
-
-def _b64decode(segment: bytes) -> bytes:
-    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
-        raise InvalidToken(MALFORMED)
     try:
-        return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return jose.parse_compact(raw)
+    except jose.JOSEError:
         raise InvalidToken(MALFORMED) from None
-
-
-def _decode_json(segment: bytes) -> dict[str, Any]:
-    data = _b64decode(segment)
-    try:
-        value = _json.decode(data.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise InvalidToken(MALFORMED) from None
-    if not isinstance(value, dict):
-        raise InvalidToken(MALFORMED)
-    return value
 
 
 def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
@@ -228,7 +201,11 @@ def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
     alg = header.get("alg")
     if type(alg) is not str or alg not in policy.algorithms:
         raise InvalidToken("Unsupported token algorithm.")
-    if "typ" in header:
+    if policy.require_at_jwt:
+        typ = header.get("typ")
+        if type(typ) is not str or typ.lower() not in AT_JWT_TYPES:
+            raise InvalidToken("Token type must be at+jwt.")
+    elif "typ" in header:
         typ = header["typ"]
         if type(typ) is not str or typ.lower() not in ACCEPTED_TYPES:
             raise InvalidToken("Unsupported token type.")
@@ -238,10 +215,6 @@ def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
     if type(kid) is not str or not kid:
         raise InvalidToken("Token has no key id.")
     return alg
-
-
-def _is_number(value: Any) -> bool:
-    return type(value) is int or type(value) is float
 
 
 def _check_claims(
@@ -256,18 +229,20 @@ def _check_claims(
         raise InvalidToken("Malformed sub claim.")
     leeway = policy.leeway
     exp = claims["exp"]
-    if not _is_number(exp):
+    if not jose.is_numeric_date(exp):
         raise InvalidToken("Malformed exp claim.")
     if exp <= now - leeway:
         raise InvalidToken("Token has expired.")
     iat = claims["iat"]
-    if not _is_number(iat):
+    if not jose.is_numeric_date(iat):
         raise InvalidToken("Malformed iat claim.")
     if iat > now + leeway:
         raise InvalidToken("Token was issued in the future.")
+    if policy.max_age is not None and iat < now - policy.max_age - leeway:
+        raise InvalidToken("Token is too old.")
     if "nbf" in claims:
         nbf = claims["nbf"]
-        if not _is_number(nbf):
+        if not jose.is_numeric_date(nbf):
             raise InvalidToken("Malformed nbf claim.")
         if nbf > now + leeway:
             raise InvalidToken("Token is not yet valid.")
@@ -280,6 +255,8 @@ def _check_claims(
         cnf = claims["cnf"]
         if not isinstance(cnf, dict) or ("jkt" in cnf and not _non_empty_str(cnf["jkt"])):
             raise InvalidToken("Malformed cnf claim.")
+        if CERTIFICATE_THUMBPRINT in cnf:  # RFC 8705: we cannot see the client's certificate
+            raise InvalidToken(CERTIFICATE_BOUND)
     if "scope" in claims and type(claims["scope"]) is not str:
         raise InvalidToken("Malformed scope claim.")
     if "permissions" in claims:

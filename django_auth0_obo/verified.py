@@ -70,6 +70,12 @@ class VerifiedToken:
 
         return get_token_on_behalf_of(self, audience, scope)
 
+    async def aon_behalf_of(self, audience: str, scope: str | None = None) -> OnBehalfOfTokenResult:
+        """:meth:`on_behalf_of` for coroutines: never blocks the event loop."""
+        from django_auth0_obo.exchange import aget_token_on_behalf_of
+
+        return await aget_token_on_behalf_of(self, audience, scope)
+
     def __repr__(self) -> str:
         return f"<VerifiedToken scheme={self.scheme} sub={self.claims.get('sub')!r}>"
 

@@ -37,6 +37,8 @@ from django_auth0_obo.testing import (  # noqa: E402
 
 ADMIN_USER = "admin"
 ROGUE_CLIENT = "rogue-agent"
+MCP_SERVER_CLIENT = "calendar-mcp-server"
+EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def free_port() -> int:
@@ -75,17 +77,116 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    metadata = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource"
+    return wait_until_up(server, metadata, "The Django server")
+
+
+def wait_until_up(server: subprocess.Popen[bytes], url: str, name: str) -> subprocess.Popen[bytes]:
+    """Return ``server`` once ``url`` answers; stop it and exit when it does not within 30 s."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource", timeout=1)
+            requests.get(url, timeout=1)
             return server
         except requests.ConnectionError:
             if server.poll() is not None:
-                raise SystemExit("The Django server did not start.") from None
+                raise SystemExit(f"{name} did not start.") from None
             time.sleep(0.2)
     server.terminate()
-    raise SystemExit("The Django server did not answer within 30 s.")
+    raise SystemExit(f"{name} did not answer within 30 s.")
+
+
+def configure_mcp_server(tenant: LocalTenant, env: dict[str, str], url: str) -> dict[str, str]:
+    """The MCP server's API and on-behalf-of client in the tenant, and its environment.
+
+    Its resource is exactly the URL clients connect to; the tenant knows it as an API.
+    """
+    tenant.add_api(url, ["mcp:read", "mcp:write"])
+    secret = secrets.token_urlsafe(24)
+    tenant.add_client(MCP_SERVER_CLIENT, secret, api=url, grants={CALENDAR_API: ["calendar:read"]})
+    return {
+        **env,
+        "AUTH0_AUDIENCE": f"{url},{CALENDAR_API}",
+        "AUTH0_RESOURCE": url,
+        "AUTH0_SCOPES_SUPPORTED": "mcp:read",
+        "AUTH0_CLIENT_ID": MCP_SERVER_CLIENT,
+        "AUTH0_CLIENT_SECRET": secret,
+    }
+
+
+def start_mcp_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """uvicorn serving testproject.asgi: Django plus the MCP server (official SDK) at /mcp."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "testproject.asgi:application",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metadata = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"
+    return wait_until_up(server, metadata, "The MCP server")
+
+
+def mcp_scenario(tenant: LocalTenant, url: str) -> int:
+    """The official MCP Python client, with its own OAuth, calls a tool twice."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from django_auth0_obo.testing.mcp_client import oauth_client
+
+    print("\n6. An MCP client (official Python SDK) logs in by itself and calls a tool")
+    print(f"   MCP server (official SDK, streamable HTTP, Auth0TokenVerifier): {url}")
+    http, browser, storage = oauth_client(url, tenant.ca_bundle, client_name="demo MCP client")
+
+    async def trace(response: httpx2.Response) -> None:
+        request = response.request
+        shown = str(request.url.copy_with(query=None))
+        print(f"   {request.method:4} {shown}  → {response.status_code}")
+
+    http.event_hooks["response"].append(trace)
+    browser.on_response = trace
+    tenant.oauth.user = "auth0|alice"  # whom /authorize signs in
+    before = [r.grant_type for r in tenant.token_requests].count(EXCHANGE_GRANT)
+
+    async def calls() -> list[Any]:
+        answers = []
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+            for number in (1, 2):
+                result = await client.call_tool("upcoming_events", {})
+                text = result.content[0].text if result.content else "{}"
+                answer = json.loads(text) if not result.is_error else {"error": text}
+                print(f"\n── tool upcoming_events, call {number}")
+                for line in json.dumps(answer, indent=2).splitlines():
+                    print(f"   {line}")
+                answers.append(answer)
+        return answers
+
+    answers = asyncio.run(calls())
+    exchanges = [r.grant_type for r in tenant.token_requests].count(EXCHANGE_GRANT) - before
+    print(f"\n   token-endpoint exchanges for the two tool calls: {exchanges}")
+    ok = (
+        storage.tokens is not None
+        and all(a.get("status") == 200 for a in answers)
+        and all(a["calendar"]["acted_by"] == MCP_SERVER_CLIENT for a in answers)
+        and exchanges == 1
+        and len(browser.visited) == 1
+    )
+    print(f"   MCP path {'completed' if ok else 'FAILED'}.")
+    return 0 if ok else 1
 
 
 def rogue_exchange(tenant: LocalTenant, user_token: str, secret: str) -> str:
@@ -138,8 +239,14 @@ def run(once: bool) -> int:
         print(f"   stand-in tenant:  {tenant.issuer}  (real HTTPS, CA {tenant.ca_bundle})")
         print(f"   example project:  {base}  (SQLite at {workdir / 'demo.sqlite3'})")
         server = start_server(env, port)
+        mcp_server = None
         try:
             status = scenario(tenant, base, rogue_secret)
+            mcp_port = free_port()
+            mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
+            mcp_env = configure_mcp_server(tenant, env, mcp_url)
+            mcp_server = start_mcp_server(mcp_env, mcp_port)
+            status = mcp_scenario(tenant, mcp_url) or status
             print_audit_rows(env)
             print("\nThe audit trail in the admin (who acted for whom, allowed or denied):")
             print(f"   {base}/admin/django_auth0_obo/delegationevent/")
@@ -153,8 +260,10 @@ def run(once: bool) -> int:
                     pass
             return status
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            for process in (server, mcp_server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
 
 
 def print_audit_rows(env: dict[str, str]) -> None:

@@ -73,7 +73,10 @@ AUTH0_OBO = {
     "CLIENT_ID": env("AUTH0_CLIENT_ID", default=None),
     "CLIENT_SECRET": env("AUTH0_CLIENT_SECRET", default=None),
     "TLS_CA_BUNDLE": env("AUTH0_TLS_CA_BUNDLE", default=None),
-    "SCOPES_SUPPORTED": ["calendar:read", "calendar:write"],
+    "SCOPES_SUPPORTED": env.list(
+        "AUTH0_SCOPES_SUPPORTED", default=["calendar:read", "calendar:write"]
+    ),
+    "RESOURCE": env("AUTH0_RESOURCE", default=None),
 }
 
 #: Base URL of the downstream calendar API the example MCP endpoint calls (default: this server).

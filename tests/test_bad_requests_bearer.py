@@ -25,7 +25,13 @@ from django_auth0_obo.testing import (
     tamper_payload,
     tamper_signature,
 )
-from tests.bearer_support import b64url, challenge_description, challenge_error, nothing_written
+from tests.bearer_support import (
+    b64url,
+    challenge_description,
+    challenge_error,
+    mint_with_raw_json,
+    nothing_written,
+)
 from tests.bearer_urls import API, CALENDAR_API
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bearer_urls")]
@@ -89,6 +95,22 @@ CASES: dict[str, Case] = {
     ),
     "exp not a number": Case(
         bearer(lambda t: t.mint(claims={"exp": str(NOW + 600)})), 401, "invalid_token"
+    ),
+    # Numbers JSON cannot hold: Python reads 1e400 as infinity and accepts NaN; both refused.
+    "exp 1e400 (infinity in Python)": Case(
+        bearer(lambda t: mint_with_raw_json(t, exp="1e400")), 401, "invalid_token"
+    ),
+    "exp NaN": Case(bearer(lambda t: mint_with_raw_json(t, exp="NaN")), 401, "invalid_token"),
+    "exp Infinity": Case(
+        bearer(lambda t: mint_with_raw_json(t, exp="Infinity")), 401, "invalid_token"
+    ),
+    "iat -1e400": Case(bearer(lambda t: mint_with_raw_json(t, iat="-1e400")), 401, "invalid_token"),
+    "nbf -1e400": Case(bearer(lambda t: mint_with_raw_json(t, nbf="-1e400")), 401, "invalid_token"),
+    "a custom claim 1e999": Case(
+        bearer(lambda t: mint_with_raw_json(t, price="1e999")), 401, "invalid_token"
+    ),
+    "a finite float exp is fine": Case(
+        bearer(lambda t: mint_with_raw_json(t, exp=f"{NOW + 600}.5")), 200, None
     ),
     # Audience
     "wrong aud": Case(bearer(lambda t: t.mint(audience=OTHER_API)), 401, "invalid_token"),
@@ -241,6 +263,34 @@ CASES: dict[str, Case] = {
         "invalid_token",
     ),
     "malformed cnf": Case(bearer(lambda t: t.mint(claims={"cnf": "x"})), 401, "invalid_token"),
+    # Optional strictness (issue 11): RFC 9068 typ and a maximum token age
+    "typ JWT when REQUIRE_AT_JWT": Case(
+        bearer(lambda t: t.mint()), 401, "invalid_token", {"REQUIRE_AT_JWT": True}
+    ),
+    "typ at+jwt when REQUIRE_AT_JWT": Case(
+        bearer(lambda t: t.mint(headers={"typ": "at+jwt"})), 200, None, {"REQUIRE_AT_JWT": True}
+    ),
+    "older than MAX_TOKEN_AGE": Case(
+        bearer(lambda t: t.mint(iat=NOW - 7200, expires_in=10800)),
+        401,
+        "invalid_token",
+        {"MAX_TOKEN_AGE": 3600},
+    ),
+    "within MAX_TOKEN_AGE": Case(
+        bearer(lambda t: t.mint(iat=NOW - 1800, expires_in=3600)),
+        200,
+        None,
+        {"MAX_TOKEN_AGE": 3600},
+    ),
+    "certificate-bound (mTLS) token": Case(
+        bearer(
+            lambda t: t.mint(
+                claims={"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}
+            )
+        ),
+        401,
+        "invalid_token",
+    ),
     "DPoP header with the Bearer scheme": Case(
         lambda t, k: {
             "HTTP_AUTHORIZATION": f"Bearer {t.mint()}",
@@ -263,6 +313,15 @@ REASONS: dict[str, str] = {
     "iat in the future": "Token was issued in the future.",
     "iat beyond any float": "Token was issued in the future.",
     "exp not a number": "Malformed exp claim.",
+    "exp 1e400 (infinity in Python)": "Malformed token.",
+    "exp NaN": "Malformed token.",
+    "exp Infinity": "Malformed token.",
+    "iat -1e400": "Malformed token.",
+    "nbf -1e400": "Malformed token.",
+    "a custom claim 1e999": "Malformed token.",
+    "typ JWT when REQUIRE_AT_JWT": "Token type must be at+jwt.",
+    "older than MAX_TOKEN_AGE": "Token is too old.",
+    "certificate-bound (mTLS) token": "Certificate-bound tokens (cnf.x5t#S256) are not supported.",
     "wrong aud": "Invalid audience.",
     "empty aud list": "Malformed aud claim.",
     "view narrowing refuses another API's token": "Invalid audience.",

@@ -23,6 +23,7 @@ from django_auth0_obo.models import DelegationEvent, ExchangedToken
 from django_auth0_obo.testing import REMOVE, DPoPKey, LocalTenant
 from django_auth0_obo.testing.jws import decode_unverified, encode_jws, tamper_signature
 from testproject.api.views import WhoAmIView
+from tests.bearer_support import sign_with_raw_json
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -99,6 +100,21 @@ def _rsa_jwk_with_es256(c: Ctx) -> dict[str, str]:
     return c.dpop(c.proof(jwk=rsa_key.public_jwk))
 
 
+def _raw(**members: str) -> Callable[[Ctx], dict[str, str]]:
+    """A proof whose claims ``members`` are raw JSON text (``iat="1e400"``)."""
+
+    def build(c: Ctx) -> dict[str, str]:
+        header, claims = decode_unverified(c.proof())
+        return c.dpop(sign_with_raw_json(header, claims, members, c.key.private_key, c.key.alg))
+
+    return build
+
+
+def _jwk_member(name: str, value: Any) -> Callable[[Ctx], dict[str, str]]:
+    """A proof whose header ``jwk`` has member ``name`` set to ``value``."""
+    return lambda c: c.dpop(c.proof(jwk={**c.key.public_jwk, name: value}))
+
+
 def _signed_by_another_key(c: Ctx) -> dict[str, str]:
     other = DPoPKey.generate("ES256")
     return c.dpop(other.proof("GET", URL, access_token=c.token, jwk=c.key.public_jwk))
@@ -162,6 +178,22 @@ CASES = [
     Case("jwk symmetric", lambda c: c.dpop(c.proof(jwk={"kty": "oct", "k": "c2VjcmV0"})), 401, BAD),
     Case("jwk of curve P-384 with alg ES256", _curve_mismatch, 401, BAD),
     Case("jwk of an RSA key with alg ES256", _rsa_jwk_with_es256, 401, BAD),
+    # Members of the wrong JSON type are refused, never a server error.
+    Case("jwk.crv a list", _jwk_member("crv", ["P-256"]), 401, BAD),
+    Case("jwk.crv an object", _jwk_member("crv", {"P-256": True}), 401, BAD),
+    Case("jwk.kty a list", _jwk_member("kty", ["EC"]), 401, BAD),
+    Case("jwk.kty an object", _jwk_member("kty", {}), 401, BAD),
+    Case("jwk.x a number", _jwk_member("x", 12345), 401, BAD),
+    Case("jwk.y null", _jwk_member("y", None), 401, BAD),
+    Case("jwk.alg a list", _jwk_member("alg", ["ES256"]), 401, BAD),
+    Case("alg a list", lambda c: c.dpop(c.proof(headers={"alg": ["ES256"]})), 401, BAD),
+    Case("typ an object", lambda c: c.dpop(c.proof(headers={"typ": {}})), 401, BAD),
+    Case("htm a list", lambda c: c.dpop(c.proof(claims={"htm": ["GET"]})), 401, BAD),
+    Case("jti an object", lambda c: c.dpop(c.proof(claims={"jti": {"a": 1}})), 401, BAD),
+    Case("ath a list", lambda c: c.dpop(c.proof(claims={"ath": [1]})), 401, BAD),
+    Case("iat 1e400 (infinity in Python)", _raw(iat="1e400"), 401, BAD),
+    Case("iat -1e400", _raw(iat="-1e400"), 401, BAD),
+    Case("iat NaN", _raw(iat="NaN"), 401, BAD),
     Case("crit header", lambda c: c.dpop(c.proof(headers={"crit": ["exp"]})), 401, BAD),
     Case("bad signature", lambda c: c.dpop(tamper_signature(c.proof())), 401, BAD),
     Case("signed by another key than the jwk", _signed_by_another_key, 401, BAD),

@@ -53,6 +53,8 @@ def test_a_good_configuration_passes_every_check(settings: Any, tmp_path: Path) 
         "USER_RESOLVER": "tests.test_authentication_bearer.resolve_known_user",
         "LEEWAY": 0,
         "HTTP_TIMEOUT": 2.5,
+        "REQUIRE_AT_JWT": True,
+        "MAX_TOKEN_AGE": 3600,
     }
 
     assert ids(config, settings) == []
@@ -95,6 +97,16 @@ CASES: dict[str, tuple[Any, str]] = {
         {**GOOD, "TOKEN_ENCRYPTION_KEYS": ["not a fernet key"]},
         "auth0_obo.E016",
     ),
+    "algorithm given as a list": ({**GOOD, "ALGORITHMS": [["RS256"]]}, "auth0_obo.E005"),
+    "DPoP algorithm given as an object": ({**GOOD, "DPOP_ALGORITHMS": [{}]}, "auth0_obo.E009"),
+    "REQUIRE_AT_JWT a string": ({**GOOD, "REQUIRE_AT_JWT": "yes"}, "auth0_obo.E017"),
+    "REQUIRE_AT_JWT None": ({**GOOD, "REQUIRE_AT_JWT": None}, "auth0_obo.E017"),
+    "MAX_TOKEN_AGE zero": ({**GOOD, "MAX_TOKEN_AGE": 0}, "auth0_obo.E018"),
+    "MAX_TOKEN_AGE negative": ({**GOOD, "MAX_TOKEN_AGE": -60}, "auth0_obo.E018"),
+    "MAX_TOKEN_AGE a string": ({**GOOD, "MAX_TOKEN_AGE": "3600"}, "auth0_obo.E018"),
+    "MAX_TOKEN_AGE a boolean": ({**GOOD, "MAX_TOKEN_AGE": True}, "auth0_obo.E018"),
+    "MAX_TOKEN_AGE infinite": ({**GOOD, "MAX_TOKEN_AGE": float("inf")}, "auth0_obo.E018"),
+    "MAX_TOKEN_AGE NaN": ({**GOOD, "MAX_TOKEN_AGE": float("nan")}, "auth0_obo.E018"),
     "per-process cache with DPoP": ({**GOOD, "CACHE_ALIAS": "local"}, "auth0_obo.W001"),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -57,6 +58,63 @@ def test_check_fails_when_the_tenant_does_not_answer(auth0_tenant, endpoint, mes
     auth0_tenant.inject_fault(endpoint, status=500, times=None)
     with pytest.raises(CommandError, match=message):
         run("auth0_obo_check")
+
+
+def _small_rsa_jwk(kid: str) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from django_auth0_obo.testing.jwk_encoding import public_jwk
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return {**public_jwk(key), "kid": kid, "alg": "RS256", "use": "sig"}
+
+
+def test_check_prints_the_keys_the_verifier_uses_and_those_it_skips_with_why(auth0_tenant):
+    good = auth0_tenant.jwks()["keys"][0]
+    jwks = {
+        "keys": [
+            good,
+            _small_rsa_jwk("small"),
+            {**good, "kid": "for-encryption", "use": "enc"},
+            {**good, "kid": "kty-is-a-list", "kty": ["RSA"]},
+            {**good, "kid": "alg-is-hmac", "alg": "HS256"},
+            {**good, "kid": "alg-is-an-object", "alg": {"RS256": True}},
+            {**good, "kid": "private", "d": "AQAB"},
+            "not a key",
+        ]
+    }
+    auth0_tenant.inject_fault("jwks", status=200, body=jwks, times=None)
+
+    output = run("auth0_obo_check")
+
+    assert f"key {good['kid']}: RSA RS256 (2048 bits); verifies RS256" in output
+    for kid, reason in [
+        ("small", "RSA key is too small (under 2048 bits)"),
+        ("for-encryption", "not a signature key (use is not sig)"),
+        ("kty-is-a-list", "jwk does not match its alg"),
+        ("alg-is-hmac", "unsupported alg"),
+        ("alg-is-an-object", "unsupported alg"),
+        ("private", "jwk must be a public key"),
+        ("#7", "not a JSON object"),
+    ]:
+        assert f"skipped key {kid}: {reason}" in output
+    assert output.rstrip().endswith("OK")
+
+
+def test_check_fails_when_the_verifier_could_use_no_published_key(auth0_tenant):
+    auth0_tenant.inject_fault(
+        "jwks", status=200, body={"keys": [_small_rsa_jwk("small")]}, times=None
+    )
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="no key the verifier can use"):
+        call_command("auth0_obo_check", stdout=out, stderr=io.StringIO())
+    assert "skipped key small: RSA key is too small" in out.getvalue()
+
+
+def test_check_says_when_a_key_fits_none_of_the_configured_algorithms(auth0_tenant, settings):
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "ALGORITHMS": ["ES256"]}
+    output = run("auth0_obo_check")
+    assert f"key {auth0_tenant.signing_kid}: RSA RS256 (2048 bits); matches none" in output
 
 
 def test_check_exchange_prints_the_result_and_never_a_token(auth0_tenant, settings, monkeypatch):

@@ -26,4 +26,12 @@ def test_the_demo_runs_the_whole_on_behalf_of_chain_and_audits_it():
     assert "DPoP proof replayed" in out
     assert "denied  actor_not_allowed" in out
     assert "/admin/django_auth0_obo/delegationevent/" in out
+    # The MCP path: the official client's own OAuth, then one exchange for two tool calls.
+    assert "/mcp  → 401" in out
+    assert "/.well-known/oauth-protected-resource/mcp  → 200" in out
+    assert "/oidc/register  → 201" in out
+    assert "/authorize  → 302" in out
+    assert "token-endpoint exchanges for the two tool calls: 1" in out
+    assert "MCP path completed." in out
+    assert "request  allowed -                  auth0|alice → calendar-mcp-server" in out
     assert "auth0_obo.W" not in out + result.stderr  # no system check warning mid-output

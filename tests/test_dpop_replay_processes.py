@@ -21,7 +21,7 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from django_auth0_obo import dpop, replay
-from django_auth0_obo.jwk import b64url_decode
+from django_auth0_obo.jose import b64url_decode
 from django_auth0_obo.testing import DPoPKey, LocalTenant
 from tests import services
 

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
-from django_auth0_obo import keys, tokens
+from django_auth0_obo import jose, keys, tokens
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 from django_auth0_obo.testing import LocalTenant
 from tests import services
@@ -377,13 +376,13 @@ def test_key_objects_are_built_once_per_jwks_version(
     tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
-    real = jwt.PyJWK
+    real = jose.public_key_from_jwk
 
     def counting(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         built.append(data["kid"])
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(jwt, "PyJWK", counting)
+    monkeypatch.setattr(jose, "public_key_from_jwk", counting)
     first = keys.get_verification_key(tenant.issuer, tenant.signing_kid, "RS256")
     built_on_fetch = len(built)
     for i in range(20):
@@ -514,3 +513,51 @@ def test_the_refetch_cooldown_holds_across_processes(
 
     assert answers == ["Unknown signing key."]
     assert fetches(tenant) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"kty": ["RSA"]},
+        {"kty": {"RSA": 1}},
+        {"kty": 1},
+        {"alg": ["RS256"]},
+        {"alg": {"name": "RS256"}},
+        {"alg": 256},
+        {"use": ["sig"]},
+        {"kid": ["k"]},
+        {"n": 12345},
+        {"e": None},
+        {"crv": ["P-256"], "kty": "EC"},
+    ],
+    ids=repr,
+)
+def test_jwks_entries_with_members_of_the_wrong_type_are_skipped(
+    tenant: LocalTenant, odd: dict[str, Any]
+) -> None:
+    good = tenant.jwks()["keys"][0]
+    entry = {**good, "kid": "odd", **odd}
+    tenant.inject_fault("jwks", status=200, body={"keys": [entry, good]}, times=None)
+
+    assert tokens.verify_access_token(tenant.mint())["sub"] == "auth0|user123"
+    keyset = keys.get_keyset(tenant.issuer)
+    assert set(keyset.keys) == {good["kid"]}
+    assert len(keyset.skipped) == 1
+
+
+def test_a_jwks_entry_naming_an_alg_of_another_key_type_is_skipped(tenant: LocalTenant) -> None:
+    good = tenant.jwks()["keys"][0]
+    jwks = {"keys": [{**good, "kid": "ec-alg", "alg": "ES256"}, good]}
+    tenant.inject_fault("jwks", status=200, body=jwks, times=None)
+
+    tokens.verify_access_token(tenant.mint())
+    [skipped] = keys.get_keyset(tenant.issuer).skipped
+    assert (skipped.kid, skipped.reason) == ("ec-alg", "jwk does not match its alg")
+
+
+def test_a_jwks_with_nan_is_not_valid_json(tenant: LocalTenant) -> None:
+    body = json.dumps({"keys": tenant.jwks()["keys"], "x": float("nan")})
+    tenant.inject_fault("jwks", status=200, body=body.encode(), times=None)
+
+    with pytest.raises(TenantUnavailable):
+        tokens.verify_access_token(tenant.mint())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from django_auth0_obo import keys, tokens
 from django_auth0_obo.exceptions import InvalidToken
-from django_auth0_obo.testing import LocalTenant
+from django_auth0_obo.testing import REMOVE, LocalTenant
 from tests.bearer_urls import API, CALENDAR_API, MCP_API
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,9 @@ def key_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = keys.get_verification_key
 
-    def counting(issuer: str, kid: str, alg: str) -> Any:
+    def counting(issuer: str, kid: str, alg: str, **options: Any) -> Any:
         seen.append(kid)
-        return real(issuer, kid, alg)
+        return real(issuer, kid, alg, **options)
 
     monkeypatch.setattr(keys, "get_verification_key", counting)
     return seen
@@ -114,6 +114,65 @@ def test_a_token_without_typ_is_accepted(tenant: LocalTenant) -> None:
     from django_auth0_obo.testing import REMOVE
 
     assert tokens.verify_access_token(tenant.mint(headers={"typ": REMOVE}))
+
+
+# RFC 9068 strict mode and the maximum token age ------------------------------------------------
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"])
+def test_strict_mode_accepts_the_rfc_9068_types(
+    tenant: LocalTenant, settings: Any, typ: str
+) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "REQUIRE_AT_JWT": True}
+    assert tokens.verify_access_token(tenant.mint(headers={"typ": typ}))["sub"]
+
+
+@pytest.mark.parametrize(
+    "typ", ["JWT", "jwt", "dpop+jwt", "application/jwt", None, ["at+jwt"], {"at+jwt": 1}, REMOVE]
+)
+def test_strict_mode_refuses_every_other_type(tenant: LocalTenant, settings: Any, typ: Any) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "REQUIRE_AT_JWT": True}
+    with pytest.raises(InvalidToken, match="Token type must be at\\+jwt"):
+        tokens.verify_access_token(tenant.mint(headers={"typ": typ}))
+
+
+def test_without_strict_mode_auth0s_default_type_is_accepted(tenant: LocalTenant) -> None:
+    assert tokens.verify_access_token(tenant.mint(headers={"typ": "JWT"}))["sub"]
+
+
+def test_strict_mode_applies_to_tokens_already_in_the_memo(
+    tenant: LocalTenant, settings: Any
+) -> None:
+    token = tenant.mint(headers={"typ": "JWT"})
+    tokens.verify_access_token(token)
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "REQUIRE_AT_JWT": True}
+    with pytest.raises(InvalidToken, match="at\\+jwt"):
+        tokens.verify_access_token(token)
+
+
+def test_a_token_older_than_max_token_age_is_refused(tenant: LocalTenant, settings: Any) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "MAX_TOKEN_AGE": 600, "LEEWAY": 30}
+    now = int(time.time())
+    with pytest.raises(InvalidToken, match="Token is too old"):
+        tokens.verify_access_token(tenant.mint(iat=now - 700, expires_in=3600))
+    assert tokens.verify_access_token(tenant.mint(iat=now - 620, expires_in=3600))["sub"]
+
+
+def test_max_token_age_is_off_by_default(tenant: LocalTenant) -> None:
+    old = tenant.mint(iat=int(time.time()) - 30 * 24 * 3600, expires_in=31 * 24 * 3600)
+    assert tokens.verify_access_token(old)["sub"]
+
+
+def test_a_remembered_token_is_refused_once_it_is_too_old(
+    tenant: LocalTenant, settings: Any, clock: Any
+) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "MAX_TOKEN_AGE": 600, "LEEWAY": 30}
+    token = tenant.mint(iat=int(time.time()) - 600, expires_in=3600)
+    tokens.verify_access_token(token)
+    tokens.verify_access_token(token)
+    clock.advance(31)
+    with pytest.raises(InvalidToken, match="Token is too old"):
+        tokens.verify_access_token(token)
 
 
 @pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])

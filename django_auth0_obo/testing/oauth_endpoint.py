@@ -12,7 +12,7 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
@@ -61,19 +61,31 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: A grant served by another part of the stand-in: ``(state, headers, form) -> reply body``.
+GrantHandler = Callable[[TenantState, Mapping[str, list[str]], Mapping[str, str]], dict[str, Any]]
+
+
 def handle_token_request(
-    state: TenantState, headers: Mapping[str, list[str]], body: bytes
+    state: TenantState,
+    headers: Mapping[str, list[str]],
+    body: bytes,
+    extra_grants: Mapping[str, GrantHandler] | None = None,
 ) -> Reply:
     """Answer one token request and log it in ``state``. ``headers`` maps lower-cased names to
-    all their values."""
+    all their values. ``extra_grants`` handles grant types this module does not know (the
+    authorization server's ``authorization_code``), client authentication included."""
     record = describe_token_request(headers, body)
     try:
         form = _parse_form(headers, body)
         proofs = headers.get("dpop", [])
         proof = _check_dpop(state, proofs)
-        client, record.auth_method = _authenticate(state, headers, form)
-        record.client_id = client.client_id
-        reply = _dispatch(state, client, form, proof)
+        extra = (extra_grants or {}).get(str(form.get("grant_type")))
+        if extra is not None:
+            reply = Reply(200, extra(state, headers, form))
+        else:
+            client, record.auth_method = _authenticate(state, headers, form)
+            record.client_id = client.client_id
+            reply = _dispatch(state, client, form, proof)
     except OAuthError as exc:
         body_json = {"error": exc.error, "error_description": exc.description}
         reply = Reply(exc.status, body_json, exc.headers)

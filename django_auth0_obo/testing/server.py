@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from django_auth0_obo.testing import authorization_server
 from django_auth0_obo.testing.oauth_endpoint import handle_token_request, log_faulted_token_request
 from django_auth0_obo.testing.state import TenantState
 
@@ -30,6 +31,7 @@ ROUTES = {
     "/oauth/token": "token",
 }
 _METHODS = {"discovery": "GET", "jwks": "GET", "token": "POST"}
+_ALL_METHODS = {**_METHODS, **authorization_server.METHODS}
 _MAX_BODY = 1 << 20
 _IDLE_TIMEOUT = 30.0
 
@@ -129,7 +131,7 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         state = self.server.state
         path = urlsplit(self.path).path or "/"
-        name = ROUTES.get(path)
+        name = ROUTES.get(path) or authorization_server.ROUTES.get(path)
         body = self._read_body()
         if body is None:
             return
@@ -153,12 +155,16 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
                 return
         if name is None:
             self._send_json(404, {"error": "not_found", "error_description": "Not found."})
-        elif method != _METHODS[name] and not (method == "HEAD" and _METHODS[name] == "GET"):
+        elif method != _ALL_METHODS[name] and not (
+            method == "HEAD" and _ALL_METHODS[name] == "GET"
+        ):
             self._send_json(
                 405,
                 {"error": "method_not_allowed", "error_description": "Method not allowed."},
-                {"Allow": _METHODS[name]},
+                {"Allow": _ALL_METHODS[name]},
             )
+        elif name in authorization_server.METHODS:
+            self._send(*authorization_server.handle(state, name, self.path, body))
         elif name == "discovery":
             self._send_json(200, state.discovery_document())
         elif name == "jwks":
@@ -168,7 +174,9 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
             self._send_json(200, state.keys.jwks(), headers)
         else:
             try:
-                reply = handle_token_request(state, _header_lists(self.headers), body)
+                reply = handle_token_request(
+                    state, _header_lists(self.headers), body, authorization_server.GRANT_HANDLERS
+                )
                 status, payload, headers = reply.status, reply.body, reply.headers
             except Exception as exc:  # a bug or a test hook that blew up: answer like Auth0 would
                 state.record_server_error(exc)

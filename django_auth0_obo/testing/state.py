@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 
 from django_auth0_obo.testing import config
+from django_auth0_obo.testing.authorization_state import OAuthState
 from django_auth0_obo.testing.config import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_FEDERATED,
@@ -124,6 +125,8 @@ class TenantState:
             self.dpop_algorithms: tuple[str, ...] = ("ES256",)
             self.dpop_nonce: str | None = None
             self.federated_tokens: dict[str, FederatedToken] = {}
+            #: The authorization server MCP clients log in with (``authorization_server``).
+            self.oauth = OAuthState()
             self._seen_jtis: dict[str, float] = {}
             self._counts: Counter[str] = Counter()
             self._path_counts: Counter[str] = Counter()

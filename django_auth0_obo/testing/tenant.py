@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from django_auth0_obo.testing import config
+from django_auth0_obo.testing.authorization_state import OAuthState
 from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
 from django_auth0_obo.testing.config import (
     ApiConfig,
@@ -96,6 +97,9 @@ class LocalTenant:
     dpop_algorithms: _Shared[tuple[str, ...]] = _Shared()
     #: Token Vault answers given out, by the opaque token.
     federated_tokens: _Shared[dict[str, FederatedToken]] = _Shared()
+    #: The authorization server MCP clients log in with: ``oauth.user`` is whom ``/authorize``
+    #: signs in; registered clients, codes and ``/authorize`` requests are kept here.
+    oauth: _Shared[OAuthState] = _Shared()
 
     def __init__(
         self,

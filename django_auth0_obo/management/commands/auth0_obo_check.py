@@ -1,7 +1,9 @@
 """``manage.py auth0_obo_check``: is this API ready to verify and exchange tokens?
 
-Runs the system checks, fetches each issuer's discovery document and JWKS straight from the
-tenant (no cache, so it proves the tenant answers now) and lists the key ids. ``--exchange
+Runs the system checks, then asks the key store (``keys.inspect_issuer``) to fetch each issuer's
+discovery document and JWKS straight from the tenant (no cache, so it proves the tenant answers
+now) and parse them exactly as verification does: it lists the keys the verifier will use and
+those it skips, with why (a 1024-bit RSA key, ``use: enc``, an unsupported ``alg``...). ``--exchange
 AUDIENCE`` reads an access token from stdin and performs a real on-behalf-of exchange, printing
 the result's metadata and the new token's identifying claims — never a token. ``--tenant-config``
 prints the tenant configuration the exchange needs, without contacting anything.
@@ -11,16 +13,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
-import requests
 from django.core import checks
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_auth0_obo import http
+from django_auth0_obo import jose
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import Auth0OboError
+
+if TYPE_CHECKING:
+    from django_auth0_obo.keys import VerificationKey
 
 OBO_PROFILE = "on_behalf_of_token_exchange"
 #: Claims of an exchanged token worth showing: who, for whom, where, what.
@@ -78,43 +82,25 @@ class Command(BaseCommand):
         self.stdout.write("Settings: OK")
 
     def check_issuer(self, issuer: str) -> None:
-        from django_auth0_obo.keys import discovery_url
+        """Ask the key store what it would hold now: the keys it uses and those it skips."""
+        from django_auth0_obo import keys
 
-        document = self._get_json(discovery_url(issuer), "discovery document")
-        if document.get("issuer") != issuer:
-            raise CommandError(
-                f"The discovery document names issuer {document.get('issuer')!r}, "
-                f"expected {issuer!r}."
-            )
-        jwks_uri = document.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
-            raise CommandError(f"{issuer}: the discovery document has no https jwks_uri.")
-        jwks = self._get_json(jwks_uri, "JWKS")
-        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
-        if not keys:
-            raise CommandError(f"{issuer}: the JWKS holds no keys.")
+        try:
+            report = keys.inspect_issuer(issuer)
+        except keys.KeysUnavailable as error:
+            raise CommandError(f"{issuer}: {error.detail}") from error
+        algorithms = sorted(set(obo_settings.ALGORITHMS) & jose.ASYMMETRIC_ALGORITHMS)
         self.stdout.write(f"Issuer {issuer}")
-        self.stdout.write(f"  discovery: OK, token endpoint {document.get('token_endpoint')}")
-        for key in keys:
-            kid, kty, alg = key.get("kid", "(no kid)"), key.get("kty"), key.get("alg", "")
-            self.stdout.write(f"  key {kid}: {kty} {alg}".rstrip())
-
-    def _get_json(self, url: str, what: str) -> dict[str, Any]:
-        try:
-            response = http.tenant_request("GET", url)
-        except requests.RequestException as error:
-            raise CommandError(
-                f"Cannot reach the {what} at {url}: {type(error).__name__}."
-            ) from error
-        if response.status_code != 200:
-            raise CommandError(f"The {what} at {url} answered {response.status_code}.")
-        try:
-            data = response.json()
-        except ValueError as error:
-            raise CommandError(f"The {what} at {url} is not JSON.") from error
-        if not isinstance(data, dict):
-            raise CommandError(f"The {what} at {url} is not a JSON object.")
-        return data
+        self.stdout.write(f"  discovery: OK, token endpoint {report.token_endpoint}")
+        self.stdout.write(f"  JWKS: {report.jwks_uri}")
+        for kid, key in report.keys.items():
+            usable = [alg for alg in algorithms if key.accepts(alg)]
+            use = f"verifies {', '.join(usable)}" if usable else "matches none of ALGORITHMS"
+            self.stdout.write(f"  key {kid}: {describe_key(key)}; {use}")
+        for skipped in report.skipped:
+            self.stdout.write(f"  skipped key {skipped.kid}: {skipped.reason}")
+        if not report.keys:
+            raise CommandError(f"{issuer}: the JWKS holds no key the verifier can use.")
 
     # Exchange.
 
@@ -175,6 +161,17 @@ class Command(BaseCommand):
         out("# Management API: POST /api/v2/client-grants (one per downstream API)")
         for grant in grants:
             out(json.dumps(grant, indent=2))
+
+
+def describe_key(key: VerificationKey) -> str:
+    """``RSA RS256 (2048 bits)``, ``EC ES256 P-256``, ``OKP Ed25519``: what a key is."""
+    public = key.public
+    parts = [public.kty, key.alg or ""]
+    if public.crv:
+        parts.append(public.crv)
+    if public.kty == "RSA":
+        parts.append(f"({public.key.key_size} bits)")
+    return " ".join(p for p in parts if p)
 
 
 def tenant_client(name: str, resource: str) -> dict[str, Any]:

@@ -1,0 +1,331 @@
+"""The JOSE rules, each written once: algorithms, base64url, JSON, compact JWS, JWKs, signatures.
+
+Access tokens (``tokens``), the tenant's JWKS (``keys``), DPoP proofs (``dpop``) and this API's
+own DPoP key (``dpop_key``) all parse the same formats. A rule written in two places drifts — a
+fix to one copy silently misses the other — so every rule lives here and the callers import it:
+
+- the asymmetric-algorithm allow-list and the key type (and curves) each algorithm needs;
+- strict base64url (the URL-safe alphabet, no padding) and strict JSON (no ``NaN``/``Infinity``,
+  no number that overflows to infinity), and what a NumericDate may be;
+- the compact-JWS split;
+- what makes a JWK private or symmetric, the minimum RSA size, and turning a JWK into a public
+  key by one path (with RFC 7638 thumbprints);
+- one signature check.
+
+Every failure is a :class:`JOSEError` (a ``ValueError``) whose message is safe to show; the
+callers map it to their own exceptions (``InvalidToken``, ``InvalidDPoPProof``, a skipped key).
+
+Building a cryptography key object costs more than the rest of a proof check, so public keys are
+kept in a small LRU keyed by the key's RFC 7638 required members — what the thumbprint hashes,
+and exactly the key's public parameters — and the thumbprint is computed once per key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from jwt.algorithms import Algorithm, get_default_algorithms
+
+#: Asymmetric JWS algorithms and the key type (and curves, when it matters) each one needs.
+#: ``none`` and HMAC are absent on purpose: no setting can make us accept them.
+ALGORITHM_KEYS: dict[str, tuple[str, frozenset[str]]] = {
+    "ES256": ("EC", frozenset({"P-256"})),
+    "ES384": ("EC", frozenset({"P-384"})),
+    "ES512": ("EC", frozenset({"P-521"})),
+    "RS256": ("RSA", frozenset()),
+    "RS384": ("RSA", frozenset()),
+    "RS512": ("RSA", frozenset()),
+    "PS256": ("RSA", frozenset()),
+    "PS384": ("RSA", frozenset()),
+    "PS512": ("RSA", frozenset()),
+    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
+}
+ASYMMETRIC_ALGORITHMS = frozenset(ALGORITHM_KEYS)
+
+#: Members that make a JWK private or symmetric (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+#: The members RFC 7638 §3.2 hashes, per key type, in lexicographic order.
+THUMBPRINT_MEMBERS: dict[str, tuple[str, ...]] = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
+
+#: RSA keys below this size are refused (RFC 7518 §3.3).
+MIN_RSA_BITS = 2048
+#: Bound on any base64url member, well above an RSA-8192 modulus.
+MAX_MEMBER_LENGTH = 2048
+KEY_CACHE_SIZE = 512
+_EC_CURVES: dict[str, tuple[ec.EllipticCurve, int]] = {
+    "P-256": (ec.SECP256R1(), 32),
+    "P-384": (ec.SECP384R1(), 48),
+    "P-521": (ec.SECP521R1(), 66),
+}
+_OKP_CURVES: dict[str, tuple[Any, int]] = {
+    "Ed25519": (ed25519.Ed25519PublicKey, 32),
+    "Ed448": (ed448.Ed448PublicKey, 57),
+}
+
+#: One verifier object per algorithm, built once (PyJWT's, which needs ``cryptography``).
+_VERIFIERS: dict[str, Algorithm] = {
+    name: algorithm
+    for name, algorithm in get_default_algorithms().items()
+    if name in ASYMMETRIC_ALGORITHMS
+}
+assert set(_VERIFIERS) == ASYMMETRIC_ALGORITHMS, "PyJWT lacks an asymmetric algorithm"
+
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+class JOSEError(ValueError):
+    """Input that is not acceptable JOSE; the message is safe to show (never the input)."""
+
+
+class JWKError(JOSEError):
+    """A JWK that is not an acceptable public key."""
+
+
+# base64url and JSON -----------------------------------------------------------------------------
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding, as JOSE writes it."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(data: str | bytes) -> bytes:
+    """Strict base64url: the URL-safe alphabet only, no padding (raises JOSEError)."""
+    if type(data) is str:
+        try:
+            data = data.encode("ascii")
+        except UnicodeEncodeError:
+            raise JOSEError("not base64url") from None
+    elif type(data) is not bytes:
+        raise JOSEError("not base64url")
+    if not _B64URL.fullmatch(data) or len(data) % 4 == 1:
+        raise JOSEError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):
+        raise JOSEError("not base64url") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise JOSEError("NaN and Infinity are not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to infinity
+        raise JOSEError("number out of range")
+    return value
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def loads(data: bytes | str) -> Any:
+    """Strict JSON (RFC 8259): UTF-8, no ``NaN``/``Infinity``, only finite numbers.
+
+    Python's own parser accepts ``NaN`` and turns ``1e400`` into infinity; either would make a
+    time check pass forever. Raises JOSEError.
+    """
+    try:
+        text = data.decode("utf-8") if type(data) is bytes else data
+        if type(text) is not str:
+            raise JOSEError("not JSON")
+        return _JSON.decode(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, JOSEError, UnicodeDecodeError
+        raise JOSEError("not JSON") from None
+
+
+def decode_object(segment: str | bytes) -> dict[str, Any]:
+    """A JSON object from a base64url segment (a JWS header or payload); raises JOSEError."""
+    value = loads(b64url_decode(segment))
+    if type(value) is not dict:
+        raise JOSEError("not a JSON object")
+    return value
+
+
+def is_numeric_date(value: Any) -> bool:
+    """Whether ``value`` is a JSON number usable as a time (RFC 7519 §2): an integer (of any
+    size: Python compares it exactly) or a finite float; never a bool, NaN or infinity."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+# Compact JWS ------------------------------------------------------------------------------------
+
+
+def split_compact(jws: bytes) -> tuple[bytes, bytes, bytes]:
+    """``header.payload.signature`` of a compact JWS, each still base64url (raises JOSEError).
+
+    Header and payload must be non-empty; the signature is checked by :func:`b64url_decode`.
+    """
+    parts = jws.split(b".")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise JOSEError("not a compact JWS")
+    return parts[0], parts[1], parts[2]
+
+
+def parse_compact(jws: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Decode a compact JWS once: header, payload, signing input and signature (raises
+    JOSEError). Nothing is verified."""
+    header_b64, payload_b64, signature_b64 = split_compact(jws)
+    header = decode_object(header_b64)
+    payload = decode_object(payload_b64)
+    signature = b64url_decode(signature_b64)
+    return header, payload, jws[: len(header_b64) + 1 + len(payload_b64)], signature
+
+
+# Signatures -------------------------------------------------------------------------------------
+
+
+def verify(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+    """True when ``signature`` over ``signing_input`` is valid for ``key`` with asymmetric
+    ``alg``. The caller has checked that the key fits the algorithm (:meth:`PublicJWK.accepts`)."""
+    verifier = _VERIFIERS.get(alg)
+    if verifier is None:
+        return False
+    try:
+        return bool(verifier.verify(signing_input, key, signature))
+    except (ValueError, TypeError):  # a signature of the wrong shape
+        return False
+
+
+def key_fits(alg: str, kty: Any, crv: Any) -> bool:
+    """Whether a key of type ``kty`` (on curve ``crv``) may verify ``alg`` signatures."""
+    rule = ALGORITHM_KEYS.get(alg) if type(alg) is str else None
+    if rule is None or kty != rule[0]:
+        return False
+    curves = rule[1]
+    return not curves or (type(crv) is str and crv in curves)
+
+
+# JWKs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublicJWK:
+    """A validated public key from a JWK, with its RFC 7638 thumbprint."""
+
+    kty: str
+    crv: str | None
+    key: Any
+    jkt: str
+
+    def accepts(self, alg: str) -> bool:
+        """Whether this key may verify ``alg`` signatures (no algorithm confusion)."""
+        return key_fits(alg, self.kty, self.crv)
+
+
+def _members(jwk: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The key type and its RFC 7638 required member values, validated (raises JWKError)."""
+    kty = jwk.get("kty")
+    names = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if names is None or not isinstance(kty, str):
+        raise JWKError("unsupported key type")
+    values: list[str] = []
+    for name in names:
+        value = jwk.get(name)
+        if type(value) is not str or not value or len(value) > MAX_MEMBER_LENGTH:
+            raise JWKError("missing or malformed key member")
+        values.append(value)
+    return kty, tuple(values)
+
+
+def _canonical(kty: str, values: tuple[str, ...]) -> str:
+    members = dict(zip(THUMBPRINT_MEMBERS[kty], values, strict=True))
+    return json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def canonical_json(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 §3: the required members only, sorted, no whitespace (raises JWKError)."""
+    return _canonical(*_members(jwk))
+
+
+def thumbprint_of_canonical(canonical: str) -> str:
+    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint of an EC, RSA or OKP JWK, base64url without padding."""
+    return thumbprint_of_canonical(canonical_json(jwk))
+
+
+def is_private_jwk(jwk: Mapping[str, Any]) -> bool:
+    """Whether ``jwk`` carries private or symmetric key material."""
+    return not PRIVATE_MEMBERS.isdisjoint(jwk)
+
+
+def check_public_jwk(jwk: Any, alg: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Return the key type and required members of ``jwk`` if it is a public key that may
+    verify ``alg`` (raises JWKError).
+
+    With ``alg`` (a DPoP proof's header), the JWK's own ``alg``, if any, must equal it. Without
+    (a JWKS entry), the JWK's ``alg``, if not null, must be an asymmetric algorithm it fits.
+    """
+    if type(jwk) is not dict:
+        raise JWKError("jwk is not a JSON object")
+    if is_private_jwk(jwk):
+        raise JWKError("jwk must be a public key")
+    declared = jwk.get("alg")
+    if alg is None:
+        if declared is not None:
+            if type(declared) is not str or declared not in ASYMMETRIC_ALGORITHMS:
+                raise JWKError("unsupported alg")
+            if not key_fits(declared, jwk.get("kty"), jwk.get("crv")):
+                raise JWKError("jwk does not match its alg")
+    elif ("alg" in jwk and declared != alg) or not key_fits(alg, jwk.get("kty"), jwk.get("crv")):
+        raise JWKError("jwk does not match alg")
+    return _members(jwk)
+
+
+def public_key_from_jwk(jwk: Any, alg: str | None = None) -> PublicJWK:
+    """The public key of ``jwk`` (for ``alg`` when given; see :func:`check_public_jwk`), from
+    the LRU when seen before. The one way this app turns a JWK into a key; raises JWKError."""
+    return _key_from_members(*check_public_jwk(jwk, alg))
+
+
+@lru_cache(maxsize=KEY_CACHE_SIZE)
+def _key_from_members(kty: str, values: tuple[str, ...]) -> PublicJWK:
+    """Keyed by exactly what the thumbprint hashes, so equal keys share one entry."""
+    members = dict(zip(THUMBPRINT_MEMBERS[kty], values, strict=True))
+    try:
+        if kty == "EC":
+            curve, size = _EC_CURVES[members["crv"]]
+            x, y = b64url_decode(members["x"]), b64url_decode(members["y"])
+            if len(x) != size or len(y) != size:
+                raise JWKError("EC key coordinates have the wrong length")
+            key: Any = ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + x + y)
+            crv: str | None = members["crv"]
+        elif kty == "RSA":
+            n = int.from_bytes(b64url_decode(members["n"]), "big")
+            e = int.from_bytes(b64url_decode(members["e"]), "big")
+            if n.bit_length() < MIN_RSA_BITS:
+                raise JWKError(f"RSA key is too small (under {MIN_RSA_BITS} bits)")
+            key = rsa.RSAPublicNumbers(e, n).public_key()
+            crv = None
+        else:
+            key_class, size = _OKP_CURVES[members["crv"]]
+            x = b64url_decode(members["x"])
+            if len(x) != size:
+                raise JWKError("OKP key has the wrong length")
+            key = key_class.from_public_bytes(x)
+            crv = members["crv"]
+    except JWKError:
+        raise
+    except (KeyError, ValueError) as error:  # unknown curve, bad base64url, not on the curve
+        raise JWKError("jwk is not a valid public key") from error
+    jkt = thumbprint_of_canonical(_canonical(kty, values))
+    return PublicJWK(kty=kty, crv=crv, key=key, jkt=jkt)

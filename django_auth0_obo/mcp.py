@@ -1,0 +1,308 @@
+"""MCP servers built with the official MCP Python SDK (extra ``django-auth0-obo[mcp]``).
+
+Two ways in, one verifier behind both (:func:`django_auth0_obo.verification.averify`):
+
+- :class:`Auth0TokenVerifier`, the SDK-native path: pass it as the SDK's ``token_verifier`` with
+  :func:`auth_settings`. The SDK's middleware reads Bearer tokens only and writes the challenges
+  itself (no ``scope=``); the SDK serves the protected resource metadata at
+  ``/.well-known/oauth-protected-resource/<path>``.
+- :func:`protect`, the full-featured path: wrap the SDK's streamable-HTTP app built *without* the
+  SDK's auth. Every HTTP request is authenticated here — Bearer and DPoP, the same checks, audit
+  and challenges as ``Auth0Authentication`` (401 with ``resource_metadata=`` and ``scope=``, 403
+  ``insufficient_scope``) — and the metadata for the protected resource is served by the wrapper.
+
+Either way a tool gets the caller's :class:`VerifiedToken` from :func:`get_verified_token` and
+may ``await get_verified_token().aon_behalf_of(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from pydantic import ConfigDict, Field
+from starlette.authentication import AuthCredentials
+
+from django_auth0_obo import audit, challenges
+from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable
+from django_auth0_obo.metadata import CACHE_SECONDS, build_metadata
+from django_auth0_obo.permissions import INSUFFICIENT_SCOPE, InsufficientScopeError
+from django_auth0_obo.verification import MissingCredentials, averify, challenge_for
+from django_auth0_obo.verified import VerifiedToken
+from django_auth0_obo.workers import run_in_worker
+
+__all__ = [
+    "Auth0AccessToken",
+    "Auth0TokenVerifier",
+    "auth_settings",
+    "get_verified_token",
+    "protect",
+]
+
+logger = logging.getLogger("django_auth0_obo")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+
+
+def get_verified_token() -> VerifiedToken:
+    """The :class:`VerifiedToken` of the MCP request being served (either path).
+
+    Raises LookupError outside an authenticated request, so a tool never acts for nobody.
+    """
+    access = get_access_token()
+    if isinstance(access, Auth0AccessToken) and access.verified is not None:
+        return access.verified
+    raise LookupError("No verified Auth0 token for this request.")
+
+
+class Auth0AccessToken(AccessToken):
+    """The SDK's ``AccessToken`` carrying this app's :class:`VerifiedToken` (never serialized)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    verified: VerifiedToken | None = Field(default=None, exclude=True, repr=False)
+
+
+class Auth0TokenVerifier:
+    """The MCP SDK's ``TokenVerifier`` backed by this app's checks, caches and audit.
+
+    ``audience`` narrows the accepted audiences (default: the settings'); ``resource`` is the URL
+    this server is reached at (default: RESOURCE), used for the audit path and the token's
+    ``resource``.
+    """
+
+    def __init__(
+        self, *, audience: str | Sequence[str] | None = None, resource: str | None = None
+    ) -> None:
+        self.audience = audience
+        self.resource = resource
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        resource = self.resource or obo_settings.resource or ""
+        try:
+            verified = await averify(
+                f"Bearer {token}", method="POST", url=resource, audience=self.audience
+            )
+        except AuthenticationError as error:
+            logger.info("Rejected %s credentials: %s", error.error, error.description)
+            return None
+        except TenantUnavailable as error:
+            logger.warning("Cannot verify tokens: %s", error.description)
+            return None
+        path = urlsplit(resource).path or "/"
+        await _audit(verified, "POST", path, audit.ALLOWED, "", self.audience)
+        return _access_token(verified, self.audience)
+
+
+def _access_token(
+    verified: VerifiedToken, audience: str | Sequence[str] | None
+) -> Auth0AccessToken:
+    """The SDK's view of a verified token: its principal is (``azp``, ``iss``, ``sub``), which
+    the SDK binds streamable-HTTP sessions to."""
+    claims = dict(verified.claims)
+    client_id = claims.get("azp") or claims.get("client_id") or ""
+    return Auth0AccessToken(
+        token=verified.token,
+        client_id=client_id if isinstance(client_id, str) else "",
+        scopes=sorted(verified.scopes),
+        expires_at=verified.expires_at,
+        resource=_matched_audience(claims, audience) or None,
+        subject=verified.sub,
+        claims=claims,
+        verified=verified,
+    )
+
+
+def auth_settings(
+    *, resource: str | None = None, required_scopes: Iterable[str] | None = None
+) -> AuthSettings:
+    """``AuthSettings`` for the SDK from ``AUTH0_OBO``: the tenant issuer, ``resource`` (default
+    RESOURCE) and the scopes every request needs (default: none). The verifier checks ``aud``
+    itself, so the SDK's own resource check is off."""
+    return AuthSettings(
+        issuer_url=f"https://{obo_settings.primary_domain}/",  # type: ignore[arg-type]
+        resource_server_url=resource or obo_settings.resource,  # type: ignore[arg-type]
+        required_scopes=list(required_scopes or ()),
+        validate_token_resource=False,
+    )
+
+
+def protect(
+    app: ASGIApp,
+    *,
+    required_scopes: Sequence[str] = (),
+    resource: str | None = None,
+    audience: str | Sequence[str] | None = None,
+) -> ASGIApp:
+    """Wrap an ASGI app so every HTTP request carries a valid Auth0 token (Bearer or DPoP).
+
+    ``resource`` (default RESOURCE) is the URL clients connect to; its RFC 9728 metadata is
+    answered by the wrapper at ``/.well-known/oauth-protected-resource<path>``. CORS preflights
+    and non-HTTP scopes (lifespan) pass through untouched.
+    """
+    scopes = tuple(required_scopes)
+
+    async def protected(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await app(scope, receive, send)
+            return
+        target = resource or obo_settings.resource
+        if scope["method"] in ("GET", "HEAD") and _is_metadata_path(scope, target):
+            await _send_json(send, 200, build_metadata(target), _metadata_headers())
+            return
+        headers = _headers(scope)
+        url = _request_url(scope, headers)
+        try:
+            verified = await averify(
+                headers.get("authorization"),
+                method=scope["method"],
+                url=url,
+                dpop=headers.get("dpop"),
+                audience=audience,
+            )
+        except AuthenticationError as error:
+            shown = None if isinstance(error, MissingCredentials) else error
+            logger.info("Rejected %s credentials: %s", error.error, error.description)
+            header = challenge_for(
+                url, shown, scopes=scopes, resource_metadata=challenge_url(url, target)
+            )
+            body = {"error": error.error, "error_description": error.description}
+            await _send_json(send, error.status_code, body, [(b"www-authenticate", header)])
+            return
+        except TenantUnavailable as error:
+            logger.warning("Cannot verify tokens: %s", error.description)
+            body = {"error": error.error, "error_description": error.description}
+            await _send_json(send, 503, body, [(b"retry-after", "30")])
+            return
+        path = scope.get("root_path", "") + scope["path"]
+        missing = [s for s in scopes if s not in verified.scopes]
+        if missing:
+            description = f"Missing scope(s): {' '.join(missing)}."
+            await _audit(
+                verified, scope["method"], path, audit.DENIED, INSUFFICIENT_SCOPE, audience
+            )
+            header = challenges.authenticate_header(
+                realm=obo_settings.REALM,
+                dpop_mode="required" if verified.scheme == "DPoP" else "disabled",
+                dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
+                error=InsufficientScopeError(description),
+                scope=" ".join(scopes),
+                resource_metadata=challenge_url(url, target),
+            )
+            body = {"error": INSUFFICIENT_SCOPE, "error_description": description}
+            await _send_json(send, 403, body, [(b"www-authenticate", header)])
+            return
+        await _audit(verified, scope["method"], path, audit.ALLOWED, "", audience)
+        # What the SDK's own auth middleware would leave: the user (the SDK binds each session to
+        # its creator's principal, so another token cannot use it) and the context variable its
+        # get_access_token() and our get_verified_token() read.
+        user = AuthenticatedUser(_access_token(verified, audience))
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(user.scopes)
+        reset = auth_context_var.set(user)
+        try:
+            await app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
+
+    return protected
+
+
+def challenge_url(url: str, resource: str | None) -> str:
+    """The metadata URL ``protect`` serves for ``resource``, on the origin of ``url``."""
+    parts = urlsplit(url)
+    path = urlsplit(resource).path.rstrip("/") if resource else ""
+    return f"{parts.scheme}://{parts.netloc}{METADATA_PREFIX}{path}"
+
+
+async def _audit(
+    verified: VerifiedToken,
+    method: str,
+    path: str,
+    outcome: str,
+    reason: str,
+    audience: str | Sequence[str] | None = None,
+) -> None:
+    """Write the request's audit row (off the loop) when AUDIT wants it."""
+    mode = obo_settings.AUDIT
+    if mode == "off" or (
+        outcome == audit.ALLOWED and mode == "delegated" and not verified.is_delegated
+    ):
+        return
+    fields = audit.token_fields(
+        verified,
+        method=method,
+        path=path,
+        view_name="mcp",
+        audience=_matched_audience(verified.claims, audience),
+    )
+    fields.update(outcome=outcome, reason=reason)
+    await run_in_worker(audit.write_event, fields)
+
+
+def _matched_audience(claims: Any, audience: str | Sequence[str] | None) -> str:
+    """The audience the token was accepted for (the audit's rule, with this narrowing)."""
+    return audit._matched_audience(claims, SimpleNamespace(audience=audience))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers by lower-case name; a repeated ``Authorization`` or ``DPoP`` is joined
+    with a comma, which the parsers then refuse."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _request_url(scope: Scope, headers: dict[str, str]) -> str:
+    """The URL the client used (for DPoP ``htu``): scheme, Host header, root path and path."""
+    scheme = scope.get("scheme", "http")
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else server[0]
+    path = scope.get("root_path", "") + scope["path"]
+    return f"{scheme}://{host}{path}"
+
+
+def _is_metadata_path(scope: Scope, resource: str | None) -> bool:
+    path = str(scope.get("root_path", "")) + str(scope["path"])
+    resource_path = urlsplit(resource).path.rstrip("/") if resource else ""
+    return path.rstrip("/") == METADATA_PREFIX + resource_path
+
+
+def _metadata_headers() -> list[tuple[bytes, str]]:
+    return [
+        (b"cache-control", f"public, max-age={CACHE_SECONDS}"),
+        (b"access-control-allow-origin", "*"),
+    ]
+
+
+async def _send_json(
+    send: Send, status: int, body: Any, headers: Iterable[tuple[bytes, str]] = ()
+) -> None:
+    payload = json.dumps(body).encode("utf-8")
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode("ascii")),
+        *((name, value.encode("latin-1")) for name, value in headers),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,248 @@
+"""From an ``Authorization`` header to a :class:`VerifiedToken`, with no framework in the way.
+
+This is the one pipeline every entry point uses: ``Auth0Authentication`` (DRF), :func:`verify` /
+:func:`averify` (django-ninja, Channels, plain ASGI) and ``django_auth0_obo.mcp``. Each step is a
+plain function of strings so the DRF class only translates a request into its arguments, and no
+second verifier can drift from the first.
+
+``averify`` keeps the event loop free: the warm path (keys in this process's memory, replay
+records in a local-memory cache) is pure CPU and runs inline; anything that would read the shared
+cache or reach the tenant runs in a worker thread instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.urls import NoReverseMatch, reverse
+
+from django_auth0_obo import challenges, dpop, keys, tokens
+from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.exceptions import (
+    AuthenticationError,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+)
+from django_auth0_obo.verified import VerifiedToken
+
+__all__ = ["averify", "challenge_for", "parse_authorization", "verify", "verify_credentials"]
+
+#: RFC 6750 §2.1 b64token: what a token may look like. Anything else is a malformed request.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+KEYWORDS = ("bearer", "dpop")
+
+
+def parse_authorization(
+    header: str | None, keywords: Sequence[str] = KEYWORDS
+) -> tuple[str, str] | None:
+    """Return ``(scheme, raw token)`` from an Authorization value, or None if not ours."""
+    if header is None:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() not in keywords:
+        return None
+    scheme = "DPoP" if scheme.lower() == "dpop" else "Bearer"
+    raw_token = rest.strip()
+    if not raw_token:
+        raise InvalidRequest("No token in the Authorization header.")
+    if not TOKEN_PATTERN.fullmatch(raw_token):
+        raise InvalidRequest("Malformed Authorization header.")
+    return scheme, raw_token
+
+
+def parse_dpop_header(value: str | None) -> str | None:
+    """Return the single ``DPoP`` header value, or None when absent."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or "," in value or " " in value:
+        raise InvalidDPoPProof("Exactly one DPoP proof is expected.")
+    return value
+
+
+def verify_credentials(
+    scheme: str,
+    raw_token: str,
+    *,
+    proof: str | None,
+    method: str,
+    url: str | Callable[[], str],
+    audiences: Sequence[str] | None = None,
+    local_only: bool = False,
+) -> VerifiedToken:
+    """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``.
+
+    ``url`` may be a callable so the request URL is built only when a proof needs it.
+    ``local_only`` raises ``keys.KeysNotWarm`` instead of fetching keys (see :func:`averify`).
+    """
+    mode = obo_settings.DPOP_MODE
+    if scheme == "Bearer":
+        if mode == "required":
+            raise InvalidToken("DPoP-bound tokens are required.").with_scheme("DPoP")
+        if proof is not None:
+            raise InvalidRequest("A DPoP proof was sent with the Bearer scheme.")
+    elif mode == "disabled":
+        raise InvalidRequest("The DPoP scheme is not accepted.")
+    elif proof is None:
+        raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
+
+    claims = tokens.verify_access_token(raw_token, audiences=audiences, local_only=local_only)
+    bound_jkt = bound_thumbprint(claims)
+    if scheme == "Bearer":
+        if bound_jkt is not None:
+            raise InvalidToken("A DPoP-bound token was sent with the Bearer scheme.")
+        return VerifiedToken(raw_token, claims, "Bearer")
+    if bound_jkt is None:
+        raise InvalidToken("The DPoP scheme needs a DPoP-bound token.").with_scheme("DPoP")
+    assert proof is not None
+    jkt = dpop.verify_proof(
+        proof,
+        method=method,
+        url=url() if callable(url) else url,
+        access_token=raw_token,
+        jkt=bound_jkt,
+    )
+    return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
+
+
+def bound_thumbprint(claims: dict[str, Any]) -> str | None:
+    """The token's ``cnf.jkt`` (RFC 9449 §6.1), None when unbound; a malformed ``cnf`` fails."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not jkt:
+        raise InvalidToken("Malformed cnf claim.")
+    return jkt
+
+
+def challenge_for(
+    url: str,
+    error: AuthenticationError | None = None,
+    *,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    resource_metadata: str | None = None,
+) -> str:
+    """The ``WWW-Authenticate`` value for a request to ``url`` (scope: ``scopes`` or
+    ``SCOPES_SUPPORTED``; ``resource_metadata`` given, or the Django-served metadata URL of
+    ``resource`` when the app's URLs are installed)."""
+    scope = " ".join(scopes or obo_settings.SCOPES_SUPPORTED) or None
+    return challenges.authenticate_header(
+        realm=obo_settings.REALM,
+        dpop_mode=obo_settings.DPOP_MODE,
+        dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
+        error=error,
+        resource_metadata=resource_metadata or metadata_url(url, resource),
+        scope=scope,
+    )
+
+
+def metadata_url(url: str, resource: str | None = None) -> str | None:
+    """Where the metadata of ``resource`` (default RESOURCE) is served for a request to ``url``:
+    the RFC 9728 §3.1 path form when the resource has a path, on the request's own origin."""
+    resource = resource or obo_settings.resource
+    resource_path = urlsplit(resource).path.strip("/") if resource else ""
+    try:
+        if resource_path:
+            path = reverse(
+                challenges.METADATA_URL_NAME + "-path", kwargs={"resource_path": resource_path}
+            )
+        else:
+            path = reverse(challenges.METADATA_URL_NAME)
+    except NoReverseMatch:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _audiences(audience: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if audience is None:
+        return None
+    return (audience,) if isinstance(audience, str) else tuple(audience)
+
+
+def verify(
+    authorization: str | None,
+    *,
+    method: str,
+    url: str,
+    dpop: str | None = None,
+    audience: str | Sequence[str] | None = None,
+) -> VerifiedToken:
+    """Verify an ``Authorization`` header value (and ``DPoP`` proof) for a request.
+
+    Raises ``AuthenticationError`` whose ``www_authenticate`` is the header to answer with (also
+    for a missing or foreign header, as ``invalid_token``-less 401), or ``TenantUnavailable``.
+    """
+    return _verify(authorization, method=method, url=url, dpop=dpop, audience=audience)
+
+
+async def averify(
+    authorization: str | None,
+    *,
+    method: str,
+    url: str,
+    dpop: str | None = None,
+    audience: str | Sequence[str] | None = None,
+) -> VerifiedToken:
+    """:func:`verify` for coroutines: inline while everything is in memory, else in a thread."""
+    if dpop is None or _replay_cache_is_local():
+        try:
+            return _verify(
+                authorization, method=method, url=url, dpop=dpop, audience=audience, local=True
+            )
+        except keys.KeysNotWarm:
+            pass
+    return await asyncio.to_thread(
+        _verify, authorization, method=method, url=url, dpop=dpop, audience=audience
+    )
+
+
+class MissingCredentials(InvalidToken):
+    """No Bearer/DPoP credentials: a 401 whose challenge carries no error code (RFC 6750 §3.1)."""
+
+    error = "invalid_token"
+    default_description = "Authentication credentials were not provided."
+
+
+def _verify(
+    authorization: str | None,
+    *,
+    method: str,
+    url: str,
+    dpop: str | None,
+    audience: str | Sequence[str] | None,
+    local: bool = False,
+) -> VerifiedToken:
+    try:
+        credentials = parse_authorization(authorization)
+        if credentials is None:
+            raise MissingCredentials()
+        scheme, raw_token = credentials
+        return verify_credentials(
+            scheme,
+            raw_token,
+            proof=parse_dpop_header(dpop),
+            method=method.upper(),
+            url=url,
+            audiences=_audiences(audience),
+            local_only=local,
+        )
+    except AuthenticationError as error:
+        shown = None if isinstance(error, MissingCredentials) else error
+        error.www_authenticate = challenge_for(url, shown)
+        raise
+
+
+def _replay_cache_is_local() -> bool:
+    """True when DPoP replay records live in this process (no I/O to record a proof)."""
+    return isinstance(caches[obo_settings.CACHE_ALIAS], LocMemCache)

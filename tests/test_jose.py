@@ -1,0 +1,156 @@
+"""The JOSE core's rules on their own: strict base64url, strict JSON, NumericDates, the
+compact-JWS split and JWK → public key, each refusing what it must with a JOSEError."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from django_auth0_obo import jose
+from django_auth0_obo.testing import DPoPKey
+
+
+@given(st.binary(max_size=200))
+def test_base64url_round_trips(data: bytes) -> None:
+    assert jose.b64url_decode(jose.b64url_encode(data)) == data
+    assert jose.b64url_decode(jose.b64url_encode(data).encode()) == data
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["YQ==", "a+b/", "a b", "abcde", "é", "YQ\n", None, 1, ["YQ"]],
+    ids=[
+        *("padding", "standard alphabet", "space", "length 1 mod 4", "non-ascii", "newline"),
+        *("None", "int", "list"),
+    ],
+)
+def test_base64url_is_strict(text: Any) -> None:
+    with pytest.raises(jose.JOSEError):
+        jose.b64url_decode(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", '{"exp": 1e309}', "[1, NaN]", "1" * 5000],
+)
+def test_strict_json_refuses_what_is_not_a_finite_json_number(text: str) -> None:
+    with pytest.raises(jose.JOSEError):
+        jose.loads(text.encode())
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_strict_json_reads_what_json_writes(value: Any) -> None:
+    assert jose.loads(json.dumps(value).encode()) == value
+
+
+@pytest.mark.parametrize("text", [b"\xff", b"{", b"", b'"\\ud800"x'])
+def test_strict_json_refuses_broken_input(text: bytes) -> None:
+    with pytest.raises(jose.JOSEError):
+        jose.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (0, True),
+        (1_700_000_000, True),
+        (1_700_000_000.5, True),
+        (10**400, True),  # an integer compares exactly, however large
+        (math.inf, False),
+        (-math.inf, False),
+        (math.nan, False),
+        (True, False),
+        ("1700000000", False),
+        (None, False),
+        ([1], False),
+    ],
+)
+def test_a_numeric_date_is_an_integer_or_a_finite_float(value: Any, valid: bool) -> None:
+    assert jose.is_numeric_date(value) is valid
+
+
+@pytest.mark.parametrize("jws", [b"a.b", b"a.b.c.d", b".b.c", b"a..c", b""])
+def test_compact_jws_has_three_parts_and_a_header_and_payload(jws: bytes) -> None:
+    with pytest.raises(jose.JOSEError):
+        jose.split_compact(jws)
+
+
+def test_parse_compact_returns_header_payload_signing_input_and_signature() -> None:
+    header, payload = jose.b64url_encode(b'{"alg":"ES256"}'), jose.b64url_encode(b'{"a":1}')
+    jws = f"{header}.{payload}.{jose.b64url_encode(b'sig')}".encode()
+    assert jose.parse_compact(jws) == (
+        {"alg": "ES256"},
+        {"a": 1},
+        f"{header}.{payload}".encode(),
+        b"sig",
+    )
+
+
+@pytest.mark.parametrize("segment", [b"WzFd", b"MQ", b"bnVsbA"], ids=["list", "number", "null"])
+def test_a_header_must_be_a_json_object(segment: bytes) -> None:
+    with pytest.raises(jose.JOSEError, match="not a JSON object"):
+        jose.decode_object(segment)
+
+
+def test_every_algorithm_names_the_key_it_needs() -> None:
+    assert jose.key_fits("ES256", "EC", "P-256")
+    assert not jose.key_fits("ES256", "EC", "P-384")
+    assert not jose.key_fits("ES256", "EC", ["P-256"])
+    assert jose.key_fits("RS256", "RSA", None)
+    assert not jose.key_fits("RS256", ["RSA"], None)
+    assert jose.key_fits("EdDSA", "OKP", "Ed25519")
+    assert not jose.key_fits("HS256", "oct", None)
+    assert not jose.key_fits(["RS256"], "RSA", None)  # type: ignore[arg-type]
+    assert "none" not in jose.ASYMMETRIC_ALGORITHMS
+
+
+def test_a_jwks_style_jwk_gives_a_key_for_every_algorithm_of_its_type() -> None:
+    key = DPoPKey.generate("ES256")
+    public = jose.public_key_from_jwk(key.public_jwk)
+    assert public.jkt == key.jkt
+    assert public.accepts("ES256")
+    assert not public.accepts("ES384")
+    assert not public.accepts("RS256")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"d": "AQAB"}, "must be a public key"),
+        ({"alg": "HS256"}, "unsupported alg"),
+        ({"alg": ["ES256"]}, "unsupported alg"),
+        ({"alg": "ES384"}, "does not match its alg"),
+        ({"kty": ["EC"]}, "unsupported key type"),
+        ({"crv": ["P-256"]}, "malformed key member"),
+        ({"crv": "secp256k1"}, "not a valid public key"),
+        ({"x": 1}, "malformed key member"),
+        ({"x": "A" * 3000}, "malformed key member"),
+    ],
+)
+def test_a_bad_jwk_says_why(change: dict[str, Any], message: str) -> None:
+    jwk = {**DPoPKey.generate("ES256").public_jwk, **change}
+    with pytest.raises(jose.JWKError, match=message):
+        jose.public_key_from_jwk(jwk)
+
+
+def test_a_signature_of_the_wrong_shape_is_simply_invalid() -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert jose.verify("ES256", key, b"input", b"short") is False
+    assert jose.verify("HS256", key, b"input", base64.b64encode(b"x")) is False

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo bench lint matrix typecheck
+.PHONY: install browser test demo bench loadtest lint matrix typecheck
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ bench: install
 	$(PY) bench/verify.py
 	$(PY) bench/exchange.py
 	$(PY) bench/async_verify.py
+
+# gunicorn + PostgreSQL + Redis on this machine; DATABASE_URL / CACHE_URL override the defaults.
+loadtest: install
+	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
 
 # mypy --strict on the package and on tests/typing_usage (user code pinning the typing contract).
 typecheck: install

@@ -5,15 +5,19 @@ per database — SQLite (a file in a temporary directory) and PostgreSQL (a scra
 on ``BENCH_POSTGRES_URL``, default ``postgres://postgres@127.0.0.1:5432/test``, dropped after) —
 by re-executing itself with ``--database``, then prints one table:
 
-- cache hit: µs per ``get_token_on_behalf_of`` served from the cache, and database queries per
-  hit (``CaptureQueriesContext``; the batched hit-count UPDATE is included, amortised);
+- cache hit: µs per ``get_token_on_behalf_of`` served from the database (token memo off), and
+  database queries per hit (``CaptureQueriesContext``; the batched hit-count UPDATE is
+  included, amortised);
 - baselines measured in the same run: a bare indexed ``ExchangedToken.objects.filter(key=...)
   .first()``, the same lookup as a raw statement on a cursor (the floor: what a hit runs), and
   an uncached exchange (a miss: the tenant is called and the row written);
 - upstream calls for 1,000 requests of one user session that each call 3 downstream APIs.
 
-``AUDIT`` is "off" so the cache is measured alone (with auditing on, each call also writes an
-audit row). Times are wall-clock on whatever machine runs this; compare ratios, not absolutes.
+The cache rows run with ``AUDIT`` "off" so the cache is measured alone, plus one hit row with
+the default settings (buffered ``AUDIT="delegated"``, token memo on). Then whole requests through
+DRF (``bench.loadviews``, in-process, default settings): the same view with and without
+``request.auth.on_behalf_of``, measured in alternating rounds so machine load affects both alike.
+Times are wall-clock on whatever machine runs this; compare ratios, not absolutes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 HITS = 5000
+VIEW_CALLS = 2000
 MISSES = 100
 SESSION_REQUESTS = 1000
 DOWNSTREAM_APIS = (
@@ -77,6 +82,12 @@ def configure_django(database: str, workdir: Path) -> str | None:
         DATABASES={"default": db},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         AUTH0_OBO={"DOMAIN": "127.0.0.1", "AUDIENCE": "https://mcp.example.com"},
+        REST_FRAMEWORK={
+            "DEFAULT_AUTHENTICATION_CLASSES": [
+                "django_auth0_obo.authentication.Auth0Authentication"
+            ],
+            "UNAUTHENTICATED_USER": None,
+        },
     )
     django.setup()
     from django.core.management import call_command
@@ -148,7 +159,7 @@ def run_measurements(database: str) -> dict[str, Any]:
             api=MCP_API,
             grants={api: [scope] for api, scope in DOWNSTREAM_APIS},
         )
-        obo = tenant.django_settings(audience=MCP_API, AUDIT="off")
+        obo = tenant.django_settings(audience=MCP_API, AUDIT="off", TOKEN_MEMO_TTL=0)
         with override_settings(AUTH0_OBO=obo):
             assert settings.AUTH0_OBO["DOMAIN"] == tenant.domain
             api, scope = DOWNSTREAM_APIS[0]
@@ -195,6 +206,12 @@ def run_measurements(database: str) -> dict[str, Any]:
                     get_token_on_behalf_of(session, downstream, downstream_scope)
             session_seconds = time.perf_counter() - start
             upstream_calls = tenant.count("token")
+
+        defaults = tenant.django_settings(audience=MCP_API, AUDIT_SYNC=False)  # the default
+        with override_settings(AUTH0_OBO=defaults):
+            default_hit_us = timed(HITS, hit)  # default AUDIT (buffered) and token memo
+            default_hit_queries = queries_per_call(HITS, hit)
+            views = measure_views(tenant)
     return {
         "database": database,
         "hit_us": hit_us,
@@ -206,11 +223,61 @@ def run_measurements(database: str) -> dict[str, Any]:
         "session_exchanges": SESSION_REQUESTS * len(DOWNSTREAM_APIS),
         "session_upstream_calls": upstream_calls,
         "session_seconds": session_seconds,
+        "default_hit_us": default_hit_us,
+        "default_hit_queries": default_hit_queries,
+        **views,
+    }
+
+
+def measure_views(tenant: Any) -> dict[str, Any]:
+    """Median µs per request through DRF: the bench view with and without the exchange (default
+    settings), in alternating rounds; the audit buffer is flushed and counted at the end."""
+    from rest_framework.test import APIRequestFactory
+
+    from bench.loadviews import MeView, OboView
+    from django_auth0_obo import audit
+    from django_auth0_obo.models import DelegationEvent
+    from django_auth0_obo.testing.config import MCP_API
+
+    factory = APIRequestFactory()
+    header = "Bearer " + tenant.mint(audience=MCP_API, scope="mcp:read")
+    me, obo = MeView.as_view(), OboView.as_view()
+
+    def call(view: Any) -> Callable[[], Any]:
+        def request() -> None:
+            response = view(factory.get("/bench/view", HTTP_AUTHORIZATION=header))
+            assert response.status_code == 200, response.data
+
+        return request
+
+    for _ in range(200):
+        call(me)()
+        call(obo)()
+    audit.flush()
+    DelegationEvent.objects.all().delete()
+    plain: list[float] = []
+    exchanging: list[float] = []
+    rounds = 10
+    for _ in range(rounds):
+        plain.append(timed(VIEW_CALLS // rounds, call(me))[1])  # medians: robust to spikes
+        exchanging.append(timed(VIEW_CALLS // rounds, call(obo))[1])
+    audit.flush()
+    rows = DelegationEvent.objects.count()
+    events = sum(DelegationEvent.objects.values_list("count", flat=True))
+    return {
+        "view_plain_us": statistics.median(plain),
+        "view_obo_us": statistics.median(exchanging),
+        "view_obo_requests": VIEW_CALLS,
+        "view_audit_rows": rows,
+        "view_audit_events": events,
     }
 
 
 def report(results: list[dict[str, Any]]) -> None:
-    print(f"cache hits: {HITS} per database; misses: {MISSES}; AUDIT off; times in µs")
+    print(
+        f"cache hits: {HITS} per database; misses: {MISSES}; AUDIT off, TOKEN_MEMO_TTL=0; "
+        "times in µs"
+    )
     print()
     header = (
         f"{'database':<9} {'hit mean/p50/p99':>18} {'queries/hit':>11} {'ORM .first()':>12} "
@@ -225,6 +292,19 @@ def report(results: list[dict[str, Any]]) -> None:
             f"{r['database']:<9} {f'{mean:.0f}/{p50:.0f}/{p99:.0f}':>18} "
             f"{r['hit_queries']:>11.3f} {orm:>12.0f} {raw:>10.0f} {mean / orm:>8.2f} "
             f"{mean / raw:>8.2f} {miss:>7.0f} {miss / mean:>8.1f}"
+        )
+    print()
+    print()
+    print("default settings (AUDIT='delegated', buffered; TOKEN_MEMO_TTL=5):")
+    for r in results:
+        mean, p50, p99 = r["default_hit_us"]
+        plain, obo = r["view_plain_us"], r["view_obo_us"]
+        print(
+            f"{r['database']}: hit {mean:.0f}/{p50:.0f}/{p99:.0f} µs mean/p50/p99, "
+            f"{r['default_hit_queries']:.3f} queries/hit; DRF view p50 {plain:.0f} µs, with the "
+            f"exchange {obo:.0f} µs -> ratio {plain / obo:.2f} (target >= 0.6); "
+            f"{r['view_obo_requests']} OBO requests -> {r['view_audit_rows']} audit rows "
+            f"counting {r['view_audit_events']} events"
         )
     print()
     for r in results:

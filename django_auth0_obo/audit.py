@@ -18,7 +18,8 @@ view but ``Auth0Authentication``:
    ``request_finished`` too, so a rolled-back request (DRF rolls back on every 403) does not take
    its denial row with it. A ``written`` flag makes every path idempotent.
 
-Writing never fails the request: a database error is logged as a warning and the request goes on.
+Rows are not written by the request: :mod:`.audit_buffer` queues them and writes them in batches
+(a database error keeps them queued; it never fails the request).
 Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signals (kind
 ``exchange``).
 """
@@ -33,11 +34,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.signals import request_finished, request_started
-from django.db import DatabaseError, connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 from rest_framework.request import Request
 
-from django_auth0_obo import signals
+from django_auth0_obo import audit_buffer, signals
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim
@@ -99,7 +100,7 @@ def mark_denied(request: Request, reason: str) -> None:
         event.reason = reason
 
 
-def flush(event: PendingEvent) -> None:
+def settle(event: PendingEvent) -> None:
     """Write ``event`` if AUDIT wants it (denials always, unless AUDIT is off); at most once."""
     if event.written:
         return
@@ -115,15 +116,13 @@ def _write_once(event: PendingEvent) -> None:
 
 
 def write_event(fields: dict[str, Any]) -> None:
-    """Insert one row in its own savepoint; a database error is logged, never raised."""
-    from django_auth0_obo.models import DelegationEvent
+    """Hand one row to the audit buffer (:mod:`.audit_buffer`), which writes it in a batch."""
+    audit_buffer.add(fields)
 
-    alias = router.db_for_write(DelegationEvent)
-    try:
-        with transaction.atomic(using=alias):
-            DelegationEvent.objects.using(alias).create(**_truncate(DelegationEvent, fields))
-    except DatabaseError as error:
-        logger.warning("Could not write a delegation audit row: %s", error.__class__.__name__)
+
+def flush() -> int:
+    """Write every buffered audit row now (tests, shutdown hooks); return how many rows."""
+    return audit_buffer.flush()
 
 
 def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> dict[str, Any]:
@@ -179,9 +178,9 @@ def _hook_check_permissions(view: Any, event: PendingEvent) -> None:
             if event.outcome != DENIED and not event.written:
                 event.outcome = DENIED
                 event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
-            flush(event)
+            settle(event)
             raise
-        flush(event)
+        settle(event)
 
     view.check_permissions = check_permissions
     setattr(view, HOOKED_ATTRIBUTE, True)
@@ -351,14 +350,3 @@ def _matched_audience(claims: dict[str, Any] | Any, view: Any) -> str:
         if candidate in accepted:
             return candidate
     return auds[0] if auds else ""
-
-
-def _truncate(model: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """Cut strings to their column's max_length so PostgreSQL never refuses a long claim."""
-    out = dict(fields)
-    for name, value in fields.items():
-        if isinstance(value, str):
-            max_length = model._meta.get_field(name).max_length
-            if max_length is not None:
-                out[name] = value[:max_length]
-    return out

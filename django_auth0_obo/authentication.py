@@ -16,7 +16,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, observability, signals, verification
+from django_auth0_obo import challenges, domains, forwarded_ip, observability, signals, verification
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
@@ -42,6 +42,8 @@ class Auth0Authentication(BaseAuthentication):
     keywords = ("bearer", "dpop")
 
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
+        forwarded_ip.remember_request(request._request)
+        domains.remember_request(request._request)
         try:
             credentials = self.get_credentials(request)
             if credentials is None:

@@ -18,6 +18,7 @@ from django_auth0_obo.conf import (
     DPOP_MODES,
     SETTINGS_NAME,
 )
+from django_auth0_obo.domains import is_host_port as _is_host_port
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
 from django_auth0_obo.jose import ASYMMETRIC_ALGORITHMS
@@ -43,13 +44,6 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [value]
     return list(value)
-
-
-def _is_host_port(domain: Any) -> bool:
-    if not isinstance(domain, str) or not domain or any(c in domain for c in "/?#@ \\"):
-        return False
-    host, _, port = domain.rpartition(":") if ":" in domain else (domain, "", "")
-    return bool(host) and (not port or port.isdigit())
 
 
 def _is_asymmetric(alg: Any) -> bool:
@@ -92,8 +86,12 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if unknown:
         errors.append(_error(f"Unknown {SETTINGS_NAME} key(s): {', '.join(unknown)}.", 8))
 
-    domains = _as_list(conf["DOMAINS"]) or _as_list(conf["DOMAIN"])
-    if not domains:
+    domains_resolver = conf["DOMAINS"] if isinstance(conf["DOMAINS"], str) else None
+    domains = [] if domains_resolver else _as_list(conf["DOMAINS"])
+    domains = domains or _as_list(conf["DOMAIN"])
+    if domains_resolver:
+        errors.extend(_resolver_errors(domains_resolver))
+    elif not domains:
         errors.append(_error("DOMAIN (or DOMAINS) is required.", 1))
     for domain in domains:
         if not _is_host_port(domain):
@@ -161,6 +159,8 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                 _error(error.description, 15, "Give a PEM string or a JWK (dict or JSON string).")
             )
 
+    errors.extend(_surface_errors(conf))
+
     if conf["TOKEN_ENCRYPTION_KEYS"] is not None:
         from django_auth0_obo.crypto import validate_keys
 
@@ -211,6 +211,67 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     return errors
 
 
+def _warning(msg: str, id_: int, hint: str | None = None) -> Warning:
+    return Warning(msg, hint=hint, obj=SETTINGS_NAME, id=f"auth0_obo.W{id_:03d}")
+
+
+@register("auth0_obo")
+def check_performance(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Deployment settings that make the delegated path slow or weaken its guarantees."""
+    from django.db import router
+
+    from django_auth0_obo.models import ExchangedToken
+
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []  # check_settings reports it
+    conf = {**DEFAULTS, **raw}
+    warnings: list[CheckMessage] = []
+    alias = router.db_for_write(ExchangedToken)
+    database = settings.DATABASES.get(alias, {})
+    if not settings.DEBUG and database.get("CONN_MAX_AGE", 0) == 0:
+        warnings.append(
+            _warning(
+                f"Database {alias!r} (the exchanged-token cache and audit trail) has "
+                "CONN_MAX_AGE=0: every request opens a new connection, which costs more than "
+                "a cache hit.",
+                2,
+                "Set CONN_MAX_AGE (e.g. 600) and CONN_HEALTH_CHECKS=True on that database.",
+            )
+        )
+    backend = settings.CACHES.get(conf["CACHE_ALIAS"], {}).get("BACKEND", "")
+    if conf["TOKEN_MEMO_TTL"] and backend.endswith(("locmem.LocMemCache", "dummy.DummyCache")):
+        warnings.append(
+            _warning(
+                "Revoking a cached exchanged token reaches other worker processes only after "
+                f"TOKEN_MEMO_TTL ({conf['TOKEN_MEMO_TTL']} s): CACHE_ALIAS is per-process.",
+                3,
+                "Point CACHE_ALIAS at a shared cache (Redis, Memcached, database), or set "
+                "TOKEN_MEMO_TTL to 0.",
+            )
+        )
+    batch, bound, interval = (
+        conf["AUDIT_BATCH_SIZE"],
+        conf["AUDIT_MAX_BUFFERED"],
+        conf["AUDIT_FLUSH_INTERVAL"],
+    )
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (batch, bound, interval)
+    )
+    if numbers and not conf["AUDIT_SYNC"] and (batch < 1 or bound < batch or interval <= 0):
+        warnings.append(
+            _warning(
+                "The audit buffer cannot work as configured: AUDIT_BATCH_SIZE must be at least "
+                "1 and at most AUDIT_MAX_BUFFERED, and AUDIT_FLUSH_INTERVAL above 0.",
+                4,
+                "Keep the defaults (200 rows, 50000 rows, 1.0 s) unless you measured otherwise.",
+            )
+        )
+    return warnings
+
+
 #: Optional RFC 9728 metadata settings that must be absolute URLs.
 RESOURCE_URL_SETTINGS = ("RESOURCE_DOCUMENTATION", "RESOURCE_POLICY_URI", "RESOURCE_TOS_URI")
 
@@ -247,3 +308,52 @@ def check_resource(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
     if name is not None and not isinstance(name, str):
         errors.append(_error("RESOURCE_NAME must be a string.", 31))
     return errors
+
+
+def _surface_errors(conf: dict[str, Any]) -> list[CheckMessage]:
+    """private_key_jwt, DPoP nonces and per-request domains (ids E035-E044)."""
+    from django_auth0_obo.client_assertion import parse_assertion_key
+
+    errors: list[CheckMessage] = []
+    if conf["CLIENT_ASSERTION_KEY"] is not None:
+        try:
+            parse_assertion_key(conf["CLIENT_ASSERTION_KEY"])
+        except ConfigurationError as error:
+            errors.append(
+                _error(
+                    error.description,
+                    35,
+                    "Give the PEM or private JWK of an RSA key of 2048 bits or more whose "
+                    "public half is registered for this client in Auth0.",
+                )
+            )
+    if conf["CLIENT_AUTH_METHOD"] == "private_key_jwt":
+        if not conf["CLIENT_ASSERTION_KEY"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ASSERTION_KEY.", 36))
+        if not conf["CLIENT_ID"]:
+            errors.append(_error("private_key_jwt needs CLIENT_ID.", 37))
+    if conf["DPOP_NONCE"] and NONCE_MIDDLEWARE not in getattr(settings, "MIDDLEWARE", ()):
+        errors.append(
+            _error(
+                "DPOP_NONCE is on but clients are never told the nonce.",
+                38,
+                f"Add {NONCE_MIDDLEWARE!r} to MIDDLEWARE.",
+            )
+        )
+    if conf["DPOP_NONCE"] and conf["DPOP_MODE"] == "disabled":
+        errors.append(_error("DPOP_NONCE needs DPOP_MODE 'allowed' or 'required'.", 39))
+    return errors
+
+
+NONCE_MIDDLEWARE = "django_auth0_obo.middleware.DPoPNonceMiddleware"
+
+
+def _resolver_errors(path: str) -> list[CheckMessage]:
+    """DOMAINS given as the import string of a ``(request) -> domains`` callable."""
+    try:
+        target = import_string(path)
+    except ImportError:
+        return [_error(f"DOMAINS {path!r} cannot be imported.", 40)]
+    if not callable(target):
+        return [_error(f"DOMAINS {path!r} is not callable.", 41)]
+    return []

@@ -173,7 +173,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 
 def _domains(s: OboSettings) -> tuple[str, ...]:
-    if s.DOMAINS:
+    if s.DOMAINS and not isinstance(s.DOMAINS, str):  # a str is a resolver (see .domains)
         return _as_tuple(s.DOMAINS)
     return _as_tuple(s.DOMAIN)
 

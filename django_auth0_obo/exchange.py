@@ -24,9 +24,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import exchange_errors, jose, observability, signals, token_endpoint
+from django_auth0_obo import (
+    domains,
+    exchange_errors,
+    jose,
+    observability,
+    signals,
+    token_endpoint,
+)
 from django_auth0_obo.act import get_delegation_chain
-from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
 from django_auth0_obo.exchange_params import (
     check_optional,
@@ -113,6 +119,11 @@ class _Subject:
     def exp(self) -> int | None:
         exp = self.claims.get("exp")
         return int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+    @property
+    def domain(self) -> str:
+        """The tenant domain to exchange at: the accepted one that issued this token."""
+        return domains.exchange_domain(self.claims)
 
 
 @dataclass
@@ -309,7 +320,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
 
 def _fetch(exchange: _Exchange) -> IssuedToken:
     """Ask the tenant; turn its answer into what the cache keeps."""
-    response = token_endpoint.post(exchange.form)
+    response = token_endpoint.post(exchange.form, domain=exchange.subject.domain)
     body = response.body
     expires_at = int(response.sent_at) + response.expires_in
     subject_exp = exchange.subject.exp
@@ -399,7 +410,7 @@ def _key_parts(
         "audience": audience,
         "scope": normalize_scope(scope),
         "client_id": client_id,
-        "domain": obo_settings.primary_domain,
+        "domain": subject.domain,
         "dpop_jkt": token_endpoint.client_jkt(),
     }
 
@@ -485,3 +496,6 @@ __all__ += [
     "aget_token_by_exchange_profile",
     "aget_token_on_behalf_of",
 ]
+
+
+from django_auth0_obo.downstream import OnBehalfOf as OnBehalfOf  # noqa: E402 (re-export)

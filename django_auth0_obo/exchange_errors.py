@@ -65,6 +65,7 @@ OWN_CONFIGURATION_ERRORS = frozenset(
         "invalid_request",
         "invalid_dpop_proof",
         "use_dpop_nonce",
+        "unbound_token",  # OnBehalfOf: the downstream API is not set up for DPoP binding
     }
 )
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import requests
 from django.core.cache import caches
 
-from django_auth0_obo import http, jose
+from django_auth0_obo import domains, http, jose
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 
@@ -131,7 +131,7 @@ def get_verification_key(
     With ``local_only`` (async callers on the event loop) it raises :class:`KeysNotWarm` where it
     would otherwise read the shared cache or the tenant, so the caller can retry off the loop.
     """
-    if issuer not in obo_settings.issuers:
+    if issuer not in domains.accepted_issuers():
         raise InvalidToken("Invalid issuer.")
     now = time.time()
     keyset = _local.get(issuer)

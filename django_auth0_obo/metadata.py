@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from django_auth0_obo import domains
 from django_auth0_obo.conf import obo_settings
 
 #: How long clients and proxies may cache the document, seconds.
@@ -26,11 +27,14 @@ OPTIONAL_FIELDS = (
 )
 
 
-def build_metadata(resource: str | None = None) -> dict[str, Any]:
+def build_metadata(
+    resource: str | None = None, tenant_domains: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """The RFC 9728 §2 document for ``resource`` (default: the RESOURCE setting)."""
+    listed = obo_settings.domains if tenant_domains is None else tenant_domains
     document: dict[str, Any] = {
         "resource": resource or obo_settings.resource,
-        "authorization_servers": [f"https://{domain}/" for domain in obo_settings.domains],
+        "authorization_servers": [f"https://{domain}/" for domain in listed],
         "scopes_supported": list(obo_settings.SCOPES_SUPPORTED),
         "bearer_methods_supported": ["header"],
     }
@@ -64,7 +68,9 @@ def protected_resource_metadata(request: HttpRequest, resource_path: str = "") -
             raise Http404("No protected resource at this path.")
     else:
         resource = None
-    response = JsonResponse(build_metadata(resource))
+    response = JsonResponse(build_metadata(resource, domains.resolve(request)))
     response["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
+    if domains.resolver() is not None:
+        response["Vary"] = "Host"  # a DOMAINS resolver may answer per host
     response["Access-Control-Allow-Origin"] = "*"
     return response

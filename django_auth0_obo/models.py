@@ -15,9 +15,9 @@ class ExchangedToken(models.Model):
 
     ``key`` is a SHA-256 over everything that makes two requests identical (grant, subject token,
     audience, scope set, client id, DPoP key, ...); the issued access token is kept only in
-    ``encrypted_token`` (Fernet). A row whose ``encrypted_token`` is empty is a *lease*: another
-    thread or process is asking the tenant right now, and ``cached_until`` is when its claim
-    lapses. ID and refresh tokens are never stored.
+    ``encrypted_token`` (Fernet). A row whose ``encrypted_token`` is empty is a *lease*
+    (``token_cache.CacheRow.is_lease``): another thread or process is asking the tenant right
+    now, and ``cached_until`` is when its claim lapses. ID and refresh tokens are never stored.
     """
 
     key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the request.")
@@ -46,11 +46,6 @@ class ExchangedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.audience}"
-
-    @property
-    def is_lease(self) -> bool:
-        """True while the row only reserves the key for an exchange in progress."""
-        return not self.encrypted_token
 
 
 class DelegationEvent(models.Model):

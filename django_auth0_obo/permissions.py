@@ -256,3 +256,152 @@ class InsufficientScopeError(AuthenticationError):
     error = INSUFFICIENT_SCOPE
     status_code = 403
     default_description = "The token lacks a required scope."
+
+
+# -- Claim checks: any-of scopes and claim values ---------------------------------------------
+
+CLAIM_MISMATCH = "claim_mismatch"
+
+#: JSON primitives a claim may be compared with (as express-oauth2-jwt-bearer allows).
+ClaimValue = str | int | float | bool | None
+
+
+class HasAnyScope(_Auth0Permission):
+    """At least one of the view's ``any_scopes`` (or ``get_any_scopes()``) is granted.
+
+    A view with ``HasAnyScope`` and no scopes listed is a configuration error; it never grants.
+    """
+
+    any_scopes: tuple[str, ...] = ()
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        wanted = self.get_any_scopes(view)
+        if not wanted:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"{type(view).__name__} uses HasAnyScope but lists no any_scopes."
+            )
+        token = request.auth
+        granted = token.scopes if isinstance(token, VerifiedToken) else frozenset()
+        if granted.intersection(wanted):
+            return True
+        return self.refuse(
+            request,
+            view,
+            Refusal(
+                INSUFFICIENT_SCOPE,
+                f"One of these scopes is needed: {' '.join(wanted)}.",
+                token.current_actor if isinstance(token, VerifiedToken) else None,
+                scopes=wanted,
+            ),
+        )
+
+    def get_any_scopes(self, view: Any) -> tuple[str, ...]:
+        """The permission's own ``any_scopes`` (factory), else the view's attribute or hook."""
+        if self.any_scopes:
+            return tuple(self.any_scopes)
+        getter = getattr(view, "get_any_scopes", None)
+        scopes = getter() if callable(getter) else getattr(view, "any_scopes", None)
+        if scopes is None:
+            return ()
+        return tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes)
+
+
+def scope_includes_any(*scopes: str) -> type[HasAnyScope]:
+    """A ``HasAnyScope`` that needs one of ``scopes``, whatever the view says."""
+    if not scopes or not all(isinstance(s, str) and s for s in scopes):
+        raise ValueError("scope_includes_any needs at least one scope name.")
+    return type("HasAnyScopeOf", (HasAnyScope,), {"any_scopes": tuple(scopes)})
+
+
+class ClaimCheck(_Auth0Permission):
+    """Base of the claim permissions: ``check(claims)`` decides; anything unexpected denies."""
+
+    claim: str = ""
+    description: str = "a claim check"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = request.auth
+        if not isinstance(token, VerifiedToken):
+            return self.refuse(
+                request,
+                view,
+                Refusal(NOT_AN_AUTH0_TOKEN, "The request was not authenticated by an Auth0 token."),
+            )
+        if self.claim in token.claims and self.check(token.claims[self.claim]):
+            return True
+        return self.refuse(
+            request,
+            view,
+            Refusal(
+                CLAIM_MISMATCH,
+                f"The token's {self.claim!r} claim does not satisfy {self.description}.",
+                token.current_actor,
+            ),
+        )
+
+    def check(self, value: Any) -> bool:  # pragma: no cover - subclasses decide
+        return False
+
+
+class ClaimEquals(ClaimCheck):
+    expected: ClaimValue = None
+
+    def check(self, value: Any) -> bool:
+        return _same(value, self.expected)
+
+
+class ClaimIncludes(ClaimCheck):
+    expected: tuple[ClaimValue, ...] = ()
+
+    def check(self, value: Any) -> bool:
+        if isinstance(value, str):
+            items: list[Any] = value.split()
+        elif isinstance(value, list):
+            items = value
+        else:
+            return False  # a number, object or null is not a collection of values
+        return all(any(_same(item, wanted) for item in items) for wanted in self.expected)
+
+
+def claim_equals(name: str, value: ClaimValue) -> type[ClaimEquals]:
+    """A permission: the claim ``name`` is present and equals ``value`` (same JSON type)."""
+    _check_claim_args(name, (value,))
+    return type(
+        "ClaimEquals",
+        (ClaimEquals,),
+        {"claim": name, "expected": value, "description": f"== {value!r}"},
+    )
+
+
+def claim_includes(name: str, *values: ClaimValue) -> type[ClaimIncludes]:
+    """A permission: the claim ``name`` (a list, or a space-separated string) contains every
+    one of ``values``."""
+    if not values:
+        raise ValueError("claim_includes needs at least one value.")
+    _check_claim_args(name, values)
+    return type(
+        "ClaimIncludes",
+        (ClaimIncludes,),
+        {"claim": name, "expected": tuple(values), "description": f"includes {list(values)!r}"},
+    )
+
+
+def _check_claim_args(name: Any, values: Iterable[Any]) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError("The claim name must be a non-empty string.")
+    for value in values:
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise TypeError("Claim values must be JSON primitives (str, number, bool, None).")
+
+
+def _same(value: Any, expected: ClaimValue) -> bool:
+    """JSON equality: ``True`` is not ``1``, ``1`` equals ``1.0``, strings compare exactly."""
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return type(value) is type(expected) and value == expected
+    if expected is None:
+        return value is None
+    if isinstance(expected, int | float):
+        return isinstance(value, int | float) and value == expected
+    return isinstance(value, str) and value == expected

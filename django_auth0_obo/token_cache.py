@@ -1,6 +1,12 @@
 """The exchanged-token cache: ``ExchangedToken`` rows, encrypted, with single-flight misses.
 
-A hit is one indexed SELECT (the hit counter is batched, see :class:`HitCounter`). A miss makes
+A hit is one indexed SELECT (the hit counter is batched, see :class:`HitCounter`), or none: each
+process keeps the decrypted tokens of recent hits for ``TOKEN_MEMO_TTL`` seconds (a bounded LRU).
+Revoking rows (:func:`revoke_tokens`, the admin's action) clears this process's memo and changes a
+*generation* value in the shared cache (``CACHE_ALIAS``); every process compares it at most once a
+:data:`GENERATION_CHECK_INTERVAL` and drops its memo when it changed, so a revocation reaches every
+worker within that interval (with a per-process cache such as local memory: within
+``TOKEN_MEMO_TTL``). A process that cannot read the generation does not use its memo. A miss makes
 one call to the tenant however many threads and processes ask at once:
 
 - within a process, the first caller for a key becomes the *leader* and the others wait for its
@@ -20,23 +26,26 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.crypto import DecryptionError, decrypt_token, encrypt_token
 from django_auth0_obo.models import ExchangedToken
+from django_auth0_obo.ttl_memo import TtlMemo
 
 logger = logging.getLogger("django_auth0_obo")
 
@@ -44,6 +53,11 @@ logger = logging.getLogger("django_auth0_obo")
 HIT_FLUSH_INTERVAL = 1.0
 #: Polling of another process's lease: first and longest pause, seconds.
 POLL_FIRST, POLL_MAX = 0.01, 0.2
+#: Decrypted tokens kept per process (see the module docstring).
+MEMO_SIZE = 10_000
+#: How often a process compares the shared revocation generation (seconds): the revocation bound.
+GENERATION_CHECK_INTERVAL = 1.0
+GENERATION_KEY = "auth0_obo:token_cache:generation"
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,9 @@ def cache_key(**parts: Any) -> str:
 
 def get_or_fetch(key: str, fetch: Callable[[], IssuedToken]) -> Lookup:
     """Serve ``key`` from the cache, or call ``fetch`` once for all concurrent askers."""
+    remembered = memo.get(key)
+    if remembered is not None:
+        return Lookup(remembered, True)
     attempt = _Attempt(key)
     hit = attempt.read()
     if hit is not None:
@@ -105,6 +122,14 @@ def get_or_fetch(key: str, fetch: Callable[[], IssuedToken]) -> Lookup:
         return result
     finally:
         _inflight.leave(key)
+
+
+def revoke_tokens(queryset: Any) -> int:
+    """Delete the given ``ExchangedToken`` rows and make every process forget them; return how
+    many rows were deleted. Workers stop serving them within :data:`GENERATION_CHECK_INTERVAL`."""
+    deleted, _ = queryset.delete()
+    memo.revoke()
+    return int(deleted)
 
 
 def purge_expired_tokens(batch_size: int = 1000, dry_run: bool = False) -> int:
@@ -203,18 +228,125 @@ class HitCounter:
 
 hit_counter = HitCounter()
 
-#: Columns a lookup reads, in the order ``_serve`` unpacks them.
-_COLUMNS = (
-    "id",
-    "encrypted_token",
-    "expires_at",
-    "cached_until",
-    "scope",
-    "token_type",
-    "issued_token_type",
-    "grant",
-    "audience",
-)
+
+class TokenMemo:
+    """Decrypted tokens of recent hits in this process, dropped when the shared generation moves.
+
+    An entry lives ``TOKEN_MEMO_TTL`` seconds at most and never past its token's serving time.
+    The generation (a random value under :data:`GENERATION_KEY` in ``CACHE_ALIAS``) is read at
+    most once per :data:`GENERATION_CHECK_INTERVAL`; a changed or unreadable value empties the
+    memo, and an unreadable one keeps it off until the cache answers again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: TtlMemo[str, tuple[IssuedToken, str]] = TtlMemo(MEMO_SIZE)
+        self._lock = threading.Lock()
+        self._generation: str | None = None
+        self._checked_at = -GENERATION_CHECK_INTERVAL
+
+    def get(self, key: str) -> IssuedToken | None:
+        if not obo_settings.TOKEN_MEMO_TTL or not self._current():
+            return None
+        entry = self._entries.get(key, time.monotonic())
+        if entry is None:
+            return None
+        token, alias = entry
+        hit_counter.record(alias, key)
+        return token
+
+    def put(self, key: str, token: IssuedToken, alias: str, margin: float) -> None:
+        ttl = float(obo_settings.TOKEN_MEMO_TTL)
+        if not ttl or not self._current():
+            return
+        serving = token.cached_until - margin - time.time()
+        if serving > 0:
+            self._entries.put(key, (token, alias), time.monotonic() + min(ttl, serving))
+
+    def revoke(self) -> None:
+        """Forget every entry here and move the shared generation so other processes do too."""
+        self._entries.clear()
+        try:
+            caches[obo_settings.CACHE_ALIAS].set(GENERATION_KEY, os.urandom(8).hex(), None)
+        except Exception as error:  # the memo TTL still bounds how long others serve
+            logger.warning(
+                "Could not publish a token revocation to the shared cache (%s); other workers "
+                "stop serving the revoked tokens within TOKEN_MEMO_TTL.",
+                type(error).__name__,
+            )
+
+    def clear(self) -> None:
+        self._entries.clear()
+        with self._lock:
+            self._checked_at = -GENERATION_CHECK_INTERVAL
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _current(self) -> bool:
+        """Whether memo entries may be used: the generation is known and was checked lately."""
+        now = time.monotonic()
+        if now - self._checked_at < GENERATION_CHECK_INTERVAL:
+            return self._generation is not None
+        with self._lock:
+            if now - self._checked_at < GENERATION_CHECK_INTERVAL:
+                return self._generation is not None
+            self._checked_at = now
+            try:
+                generation = str(caches[obo_settings.CACHE_ALIAS].get(GENERATION_KEY, ""))
+            except Exception as error:  # fail closed: no memo while revocations cannot be seen
+                logger.warning("Token memo off: cache unavailable (%s).", type(error).__name__)
+                generation = None
+            if generation != self._generation:
+                self._entries.clear()
+                self._generation = generation
+            return generation is not None
+
+
+memo = TokenMemo()
+on_reload(memo.clear)
+os.register_at_fork(after_in_child=lambda: setattr(memo, "_lock", threading.Lock()))
+
+
+class CacheRow(NamedTuple):
+    """One ``ExchangedToken`` row as a lookup reads it (times as epoch seconds, text never None)."""
+
+    id: int
+    encrypted_token: str
+    expires_at: float
+    cached_until: float
+    scope: str
+    token_type: str
+    issued_token_type: str
+    grant: str
+    audience: str
+
+    @classmethod
+    def from_db(cls, values: tuple[Any, ...]) -> CacheRow:
+        id_, encrypted, expires_at, cached_until, *texts = values
+        return cls(
+            id_,
+            encrypted or "",
+            _timestamp(expires_at),
+            _timestamp(cached_until),
+            *(text or "" for text in texts),
+        )
+
+    @property
+    def is_lease(self) -> bool:
+        """The row only reserves the key for an exchange in progress (no token yet)."""
+        return not self.encrypted_token
+
+    def servable(self, now: float, margin: float) -> bool:
+        """A token that is still good for ``margin`` seconds after ``now``."""
+        return not self.is_lease and self.cached_until - margin > now
+
+    def lease_live(self, now: float) -> bool:
+        """Another caller's claim that has not lapsed: wait for it rather than claim the key."""
+        return self.is_lease and self.cached_until > now
+
+
+#: Columns a lookup reads, in :class:`CacheRow`'s order.
+_COLUMNS = CacheRow._fields
 _select_sql: dict[str, str] = {}
 
 
@@ -265,11 +397,11 @@ class _Attempt:
     def read(self) -> IssuedToken | None:
         """A servable cached token, or None (missing, stale, a lease, or the database failed)."""
         row = self._select()
-        if row is None or not row[1]:
+        if row is None or row.is_lease:
             return None
         return self._serve(row)
 
-    def _select(self) -> tuple[Any, ...] | None:
+    def _select(self) -> CacheRow | None:
         if not self.db_ok:
             return None
         try:
@@ -279,41 +411,33 @@ class _Attempt:
         except DatabaseError as exc:
             self._database_failed(exc)
             return None
-        if row is None:
-            return None
-        pk, encrypted, expires_at, cached_until, *texts = row
-        return (
-            pk,
-            encrypted or "",
-            _timestamp(expires_at),
-            _timestamp(cached_until),
-            *(text or "" for text in texts),
-        )
+        return None if row is None else CacheRow.from_db(row)
 
-    def _serve(self, row: tuple[Any, ...]) -> IssuedToken | None:
-        pk, encrypted, expires_at, cached_until, scope, token_type, issued_type, grant, aud = row
-        if cached_until - self.margin <= time.time():
+    def _serve(self, row: CacheRow) -> IssuedToken | None:
+        if not row.servable(time.time(), self.margin):
             return None
         try:
-            access_token = decrypt_token(encrypted)
+            access_token = decrypt_token(row.encrypted_token)
         except DecryptionError:
             logger.warning(
                 "A cached exchanged token cannot be decrypted (TOKEN_ENCRYPTION_KEYS rotated?); "
                 "exchanging again."
             )
-            self._write(lambda qs: qs.filter(pk=pk).delete())
+            self._write(lambda qs: qs.filter(pk=row.id).delete())
             return None
         hit_counter.record(self.alias, self.key)
-        return IssuedToken(
+        token = IssuedToken(
             access_token=access_token,
-            expires_at=int(expires_at),
-            cached_until=int(cached_until),
-            grant=grant,
-            audience=aud,
-            scope=scope,
-            token_type=token_type,
-            issued_token_type=issued_type,
+            expires_at=int(row.expires_at),
+            cached_until=int(row.cached_until),
+            grant=row.grant,
+            audience=row.audience,
+            scope=row.scope,
+            token_type=row.token_type,
+            issued_token_type=row.issued_token_type,
         )
+        memo.put(self.key, token, self.alias, self.margin)
+        return token
 
     # -- the leader's path ---------------------------------------------------------------------
 
@@ -324,12 +448,11 @@ class _Attempt:
         pause = POLL_FIRST
         while self.db_ok:
             row = self._select()
-            if row is not None and row[1]:
+            if row is not None and not row.is_lease:
                 hit = self._serve(row)
                 if hit is not None:
                     return Lookup(hit, True)
-            lease_live = row is not None and not row[1] and row[3] > time.time()
-            if not lease_live:
+            if row is None or not row.lease_live(time.time()):
                 lease = self._claim(lease_seconds)
                 if lease is not None:
                     return Lookup(self._fetch_and_store(lease, fetch), False)
@@ -379,7 +502,9 @@ class _Attempt:
             )
         )
         if stored == 0:  # our lease lapsed or was revoked meanwhile: insert unless beaten
-            self._write(lambda qs: qs.create(key=self.key, **values))
+            stored = self._write(lambda qs: qs.create(key=self.key, **values))
+        if stored:
+            memo.put(self.key, token, self.alias, self.margin)
         return token
 
     # -- plumbing ------------------------------------------------------------------------------

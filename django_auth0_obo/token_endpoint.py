@@ -35,7 +35,7 @@ from urllib.parse import quote_plus
 
 import requests
 
-from django_auth0_obo import dpop
+from django_auth0_obo import client_assertion, dpop, forwarded_ip
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
 from django_auth0_obo.http import ResponseTooLarge, tenant_request
@@ -80,14 +80,23 @@ class TokenResponse:
         return int(self.body["expires_in"])
 
 
-def token_endpoint_url() -> str:
-    """``https://<primary domain>/oauth/token``: where Auth0 serves every grant."""
-    return f"https://{obo_settings.primary_domain}/oauth/token"
+def token_endpoint_url(domain: str | None = None) -> str:
+    """``https://<domain>/oauth/token`` (default: the first domain): where Auth0 serves every
+    grant; with custom domains, the one that issued the subject token (see ``domains``)."""
+    return f"https://{domain or obo_settings.primary_domain}/oauth/token"
 
 
 def client_credentials() -> tuple[str, str]:
-    """``(CLIENT_ID, CLIENT_SECRET)``, or ``ConfigurationError`` before anything is sent."""
+    """``(CLIENT_ID, CLIENT_SECRET)``, or ``ConfigurationError`` before anything is sent.
+
+    With ``private_key_jwt`` the secret is ``""``: the client key stands in for it."""
     client_id, secret = obo_settings.CLIENT_ID, obo_settings.CLIENT_SECRET
+    if obo_settings.CLIENT_AUTH_METHOD == "private_key_jwt":
+        if not client_id or not obo_settings.CLIENT_ASSERTION_KEY:
+            raise ConfigurationError(
+                "private_key_jwt needs AUTH0_OBO CLIENT_ID and CLIENT_ASSERTION_KEY."
+            )
+        return client_id, ""
     if not client_id or not secret:
         raise ConfigurationError(
             "Token exchange needs AUTH0_OBO CLIENT_ID and CLIENT_SECRET (this API's Custom API "
@@ -112,21 +121,25 @@ def basic_authorization(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
-def post(form: Mapping[str, FormValue]) -> TokenResponse:
-    """POST ``form`` (plus client authentication) to the token endpoint; raise on failure."""
+def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenResponse:
+    """POST ``form`` (plus client authentication) to ``domain``'s token endpoint (default: the
+    first domain); raise on failure."""
     client_id, secret = client_credentials()
-    url = token_endpoint_url()
-    domain = obo_settings.primary_domain
+    domain = domain or obo_settings.primary_domain
+    url = token_endpoint_url(domain)
     data: dict[str, FormValue] = dict(form)
-    headers = {"Accept": "application/json"}
-    if obo_settings.CLIENT_AUTH_METHOD == "client_secret_basic":
+    headers = {"Accept": "application/json", **forwarded_ip.forwarding_headers()}
+    method = obo_settings.CLIENT_AUTH_METHOD
+    if method == "client_secret_basic":
         headers["Authorization"] = basic_authorization(client_id, secret)
-    else:
+    elif method == "client_secret_post":
         data["client_id"] = client_id
         data["client_secret"] = secret
     with_dpop = uses_dpop()
     nonce_retried = transient_retried = False
     while True:
+        if method == "private_key_jwt":  # a fresh assertion (new jti) for every attempt
+            data.update(client_assertion.assertion_form(client_id, url))
         if with_dpop:
             headers["DPoP"] = dpop.make_proof("POST", url, nonce=_nonces.get(domain))
         sent_at = time.time()

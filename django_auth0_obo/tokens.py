@@ -15,15 +15,15 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django_auth0_obo import jose, keys
+from django_auth0_obo import domains, jose, keys
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
+from django_auth0_obo.ttl_memo import TtlMemo
 
 #: Claims every access token must carry, besides ``REQUIRED_CLAIMS``.
 STANDARD_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
@@ -83,38 +83,8 @@ def _load_policy() -> _Policy:
     return _policy
 
 
-class _Memo:
+class _Memo(TtlMemo[bytes, dict[str, Any]]):
     """A thread-safe LRU of verified claims, keyed by the token's SHA-256 digest."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[bytes, tuple[dict[str, Any], float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, digest: bytes, now: float) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                return None
-            if now >= entry[1]:
-                del self._entries[digest]
-                return None
-            self._entries.move_to_end(digest)
-            return entry[0]
-
-    def put(self, digest: bytes, claims: dict[str, Any], until: float) -> None:
-        with self._lock:
-            self._entries[digest] = (claims, until)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 _memo = _Memo(MEMO_SIZE)
@@ -158,8 +128,11 @@ def verify_access_token(
     digest = hashlib.sha256(raw).digest()
     now = time.time()
 
+    issuers = domains.accepted_issuers()
     remembered = _memo.get(digest, now)
     if remembered is not None:
+        if remembered["iss"] not in issuers:  # verified for another request's domains
+            raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
         _check_audience(remembered["aud"], audiences)
@@ -170,7 +143,7 @@ def verify_access_token(
     iss = claims.get("iss")
     if iss is None:
         raise InvalidToken("Missing required claim: iss.")
-    if type(iss) is not str or iss not in policy.issuers:
+    if type(iss) is not str or iss not in issuers:
         raise InvalidToken("Invalid issuer.")
     key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):

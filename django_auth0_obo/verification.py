@@ -22,7 +22,7 @@ from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.urls import NoReverseMatch, reverse
 
-from django_auth0_obo import challenges, dpop, keys, tokens
+from django_auth0_obo import challenges, dpop, dpop_nonce, keys, tokens
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import (
     AuthenticationError,
@@ -109,6 +109,7 @@ def verify_credentials(
         url=url() if callable(url) else url,
         access_token=raw_token,
         jkt=bound_jkt,
+        nonce=dpop_nonce.nonce_check(),
     )
     return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
 

@@ -232,6 +232,7 @@ def run(once: bool) -> int:
             "AUTH0_CLIENT_SECRET": tenant.client_secret,
             "AUTH0_TLS_CA_BUNDLE": tenant.ca_bundle,
             "DOWNSTREAM_CALENDAR_URL": base,
+            "AUTH0_AUDIT_SYNC": "true",  # the rows are printed right after the requests
             "DJANGO_SUPERUSER_PASSWORD": password,
             "PYTHONPATH": str(ROOT),
         }

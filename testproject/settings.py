@@ -60,6 +60,10 @@ TEMPLATES = [
 WSGI_APPLICATION = "testproject.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Persistent, health-checked connections: opening one per request costs more than a cached
+# exchange (system check auth0_obo.W002 warns when CONN_MAX_AGE is 0 outside DEBUG).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -77,6 +81,7 @@ AUTH0_OBO = {
         "AUTH0_SCOPES_SUPPORTED", default=["calendar:read", "calendar:write"]
     ),
     "RESOURCE": env("AUTH0_RESOURCE", default=None),
+    "AUDIT_SYNC": env.bool("AUTH0_AUDIT_SYNC", default=False),
 }
 
 #: Base URL of the downstream calendar API the example MCP endpoint calls (default: this server).

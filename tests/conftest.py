@@ -24,6 +24,17 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _no_audit_rows_carried_between_tests():
+    """Audit rows one test left buffered (a refused write) must not be written in the next."""
+    from django_auth0_obo import audit_buffer
+
+    audit_buffer.buffer.background = False  # no writer thread racing a test's transaction
+    audit_buffer.buffer.discard()
+    yield
+    audit_buffer.buffer.discard()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under ``REQUIRE_SERVICES=1`` (CI), stop before any test when a service does not answer."""
     from tests.services import unreachable_services

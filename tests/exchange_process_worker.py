@@ -1,10 +1,7 @@
 """A separate Python process for the cross-process single-flight test (not a test module).
 
-``python tests/exchange_process_worker.py migrate`` creates the tables in the database that
-``OBO_DATABASE`` (a JSON ``DATABASES["default"]`` entry) describes; ``... exchange`` prints
-``ready``, waits for a line on stdin, exchanges ``OBO_SUBJECT`` for ``OBO_AUDIENCE`` and prints
-one JSON line (a hash of the token, never the token itself); ``... rows`` prints the cached rows'
-key and encrypted token. Django is configured here, whatever the parent's settings are.
+DATABASES={"default": _database()},
+CACHES=json.loads(os.environ.get("OBO_CACHE", LOCAL_CACHE)),
 """
 
 from __future__ import annotations
@@ -13,6 +10,22 @@ import hashlib
 import json
 import os
 import sys
+
+LOCAL_CACHE = '{"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}'
+
+
+def _database() -> dict:
+    """``OBO_DATABASE`` (any engine), else ``OBO_TEST_DB`` on the local PostgreSQL."""
+    if "OBO_DATABASE" in os.environ:
+        return json.loads(os.environ["OBO_DATABASE"])
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["OBO_TEST_DB"],
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": "5432",
+        "OPTIONS": {"connect_timeout": 2},
+    }
 
 
 def setup() -> None:
@@ -28,8 +41,8 @@ def setup() -> None:
             "rest_framework",
             "django_auth0_obo",
         ],
-        DATABASES={"default": json.loads(os.environ["OBO_DATABASE"])},
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        DATABASES={"default": _database()},
+        CACHES=json.loads(os.environ.get("OBO_CACHE", LOCAL_CACHE)),
         AUTH0_OBO=json.loads(os.environ["OBO_SETTINGS"]),
     )
     django.setup()

@@ -14,9 +14,15 @@ DOWNSTREAM = CALENDAR_API
 
 
 def configure(tenant: LocalTenant, settings: Any, **overrides: Any) -> LocalTenant:
-    """Point AUTH0_OBO at the stand-in as the MCP server's OBO client; forget batched hits."""
+    """Point AUTH0_OBO at the stand-in as the MCP server's OBO client; forget batched hits.
+
+    The per-process token memo is off unless a test turns it on: these tests look at what the
+    database serves (the memo has its own tests in ``test_token_memo.py``).
+    """
+    overrides.setdefault("TOKEN_MEMO_TTL", 0)
     settings.AUTH0_OBO = tenant.django_settings(audience=THIS_API, **overrides)
     token_cache.hit_counter.discard()
+    token_cache.memo.clear()
     return tenant
 
 

@@ -233,6 +233,11 @@ def test_a_database_error_is_logged_and_the_request_goes_on(auth0_tenant, api_cl
     warnings = [r for r in caplog.records if "audit row" in r.getMessage()]
     assert len(warnings) == 2
     assert all(token not in r.getMessage() for r in caplog.records)
+    assert audit.flush() == 2  # kept, and written once the database takes them
+    assert sorted(DelegationEvent.objects.values_list("outcome", flat=True)) == [
+        "allowed",
+        "denied",
+    ]
 
 
 def test_under_atomic_requests_a_denial_survives_drf_rollback(
@@ -270,6 +275,7 @@ def test_an_exchange_signal_writes_an_exchange_row(settings):
         expires_at=0,
         claims=claims,
     )
+    audit.flush()
     event = DelegationEvent.objects.get()
     assert event.kind == "exchange"
     assert (event.subject, event.current_actor, event.delegation_chain) == (
@@ -303,6 +309,7 @@ def test_a_failed_exchange_is_recorded_with_the_upstream_error(settings):
         error_description="no",
         status_code=403,
     )
+    audit.flush()
     event = DelegationEvent.objects.get()
     assert (event.kind, event.outcome, event.upstream_error, event.reason) == (
         "exchange",

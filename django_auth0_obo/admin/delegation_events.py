@@ -53,6 +53,8 @@ EXPORT_FIELDS = (
     "upstream_error",
     "jkt",
     "jti",
+    "count",
+    "last_seen_at",
 )
 
 
@@ -125,7 +127,15 @@ def export_rows(queryset: QuerySet[DelegationEvent]) -> Iterator[str]:
 
 @admin.register(DelegationEvent)
 class DelegationEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("created_at", "subject", "chain", "audience_display", "outcome_badge", "kind")
+    list_display = (
+        "created_at",
+        "subject",
+        "chain",
+        "audience_display",
+        "outcome_badge",
+        "kind",
+        "count",
+    )
     list_display_links = ("created_at",)
     list_filter = (
         "outcome",
@@ -141,7 +151,10 @@ class DelegationEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     paginator = CheapCountPaginator
     actions = ("export_csv", "purge_selected")
     fieldsets = (
-        ("Decision", {"fields": ("created_at", "kind", "outcome", "reason")}),
+        (
+            "Decision",
+            {"fields": ("created_at", "last_seen_at", "count", "kind", "outcome", "reason")},
+        ),
         (
             "Who acted for whom",
             {

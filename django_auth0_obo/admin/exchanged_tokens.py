@@ -95,7 +95,9 @@ class ExchangedTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Revoke (delete) selected cached tokens", permissions=["delete"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        deleted, _ = queryset.delete()
+        from django_auth0_obo.token_cache import revoke_tokens
+
+        deleted = revoke_tokens(queryset)  # every worker's memo forgets them too
         self.message_user(
             request,
             f"Revoked {deleted} cached token(s); the next call exchanges again.",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ConnectionConfig,
         ExchangeProfileError,
     )
+    from django_auth0_obo.testing.dpop_client import DPoPClient
     from django_auth0_obo.testing.jwk_encoding import access_token_hash, jwk_thumbprint
     from django_auth0_obo.testing.jws import (
         REMOVE,
@@ -67,6 +68,7 @@ _EXPORTS: dict[str, str] = {
         "config",
     ),
     "DPoPKey": "proofs",
+    "DPoPClient": "dpop_client",
     "access_token_hash": "jwk_encoding",
     "jwk_thumbprint": "jwk_encoding",
     **dict.fromkeys(
@@ -102,6 +104,7 @@ __all__ = [
     "ApiConfig",
     "ClientConfig",
     "ConnectionConfig",
+    "DPoPClient",
     "DPoPKey",
     "ExchangeProfileError",
     "FederatedToken",

@@ -37,7 +37,7 @@ GRANT_FEDERATED = (
 TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_TYPE_FEDERATED = "http://auth0.com/oauth/token-type/federated-connection-access-token"
 
-AUTH_METHODS = ("any", "client_secret_post", "client_secret_basic")
+AUTH_METHODS = ("any", "client_secret_post", "client_secret_basic", "private_key_jwt")
 
 #: ``handler(form) -> claims`` for a Custom Token Exchange profile; return ``{"error": ...}``
 #: (optionally ``"error_description"``, ``"status"``) or raise :class:`ExchangeProfileError`.
@@ -79,6 +79,8 @@ class ClientConfig:
     grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     obo_enabled: bool = True
     auth_method: str = "any"
+    #: RSA public key (object, PEM or JWK) for ``private_key_jwt``; None: no assertions.
+    public_key: Any = field(default=None, repr=False)
 
     @property
     def client_secret(self) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 
+from django_auth0_obo.testing.client_assertions import AssertionRefused, authenticate_assertion
 from django_auth0_obo.testing.config import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_FEDERATED,
@@ -131,6 +132,8 @@ def describe_token_request(headers: Mapping[str, list[str]], body: bytes) -> Tok
     record.client_id = form.get("client_id")
     if record.auth_method is None and "client_secret" in form:
         record.auth_method = "client_secret_post"
+    if record.auth_method is None and "client_assertion" in form:
+        record.auth_method = "private_key_jwt"
     return record
 
 
@@ -212,7 +215,7 @@ def _authenticate(
 ) -> tuple[ClientConfig, str]:
     authorization = (headers.get("authorization") or [""])[0]
     has_basic = authorization[:6].lower() == "basic "
-    if has_basic and "client_secret" in form:
+    if (has_basic + ("client_secret" in form) + ("client_assertion" in form)) > 1:
         raise OAuthError("invalid_request", "Use only one client authentication method.")
     if has_basic:
         method = "client_secret_basic"
@@ -229,8 +232,14 @@ def _authenticate(
     elif "client_secret" in form:
         method = "client_secret_post"
         client_id, secret = form.get("client_id", ""), form["client_secret"]
-    elif "client_assertion" in form:
-        raise _invalid_client("private_key_jwt is not supported by the local state.")
+    elif "client_assertion" in form or "client_assertion_type" in form:
+        try:
+            asserted = authenticate_assertion(state, form)
+        except AssertionRefused as exc:
+            raise _invalid_client(str(exc)) from exc
+        if asserted.auth_method not in ("any", "private_key_jwt"):
+            raise _invalid_client(f"The client is configured for {asserted.auth_method}.")
+        return asserted, "private_key_jwt"
     else:
         raise _invalid_client("Client authentication is required.")
     client = state.clients.get(client_id)

@@ -11,7 +11,8 @@ nothing from Django at import time; the fixtures import what they need when used
   tenant_settings`). What the app cached about the tenant (discovery, keys, refetch cooldown,
   verified tokens) is forgotten before and after. Other cache entries are left alone, so a shared
   Redis used by the project's tests is never flushed. It needs no database itself; a test whose
-  view writes audit rows needs ``@pytest.mark.django_db`` as usual.
+  view writes audit rows needs ``@pytest.mark.django_db`` as usual. ``AUDIT_SYNC`` is on unless
+  the project sets it, so a test sees its audit rows as soon as a request returns.
 * ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
 """
 

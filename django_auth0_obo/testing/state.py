@@ -25,6 +25,7 @@ import jwt
 
 from django_auth0_obo.testing import config
 from django_auth0_obo.testing.authorization_state import OAuthState
+from django_auth0_obo.testing.client_assertions import AssertionJtis
 from django_auth0_obo.testing.config import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_FEDERATED,
@@ -88,6 +89,11 @@ class TokenRequest:
     def subject_token(self) -> str | None:
         return self.form.get("subject_token")
 
+    @property
+    def forwarded_for(self) -> str | None:
+        """The ``auth0-forwarded-for`` header (the end user's IP), when sent."""
+        return self.headers.get("auth0-forwarded-for")
+
 
 class TenantState:
     """The stand-in's shared state; :meth:`reset` restores what it was built with."""
@@ -128,6 +134,8 @@ class TenantState:
             #: The authorization server MCP clients log in with (``authorization_server``).
             self.oauth = OAuthState()
             self._seen_jtis: dict[str, float] = {}
+            #: ``private_key_jwt`` assertion ids already used (replays are refused).
+            self.assertion_jtis = AssertionJtis()
             self._counts: Counter[str] = Counter()
             self._path_counts: Counter[str] = Counter()
             self._token_requests: list[TokenRequest] = []

@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar, overload
 from django_auth0_obo.testing import config
 from django_auth0_obo.testing.authorization_state import OAuthState
 from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
+from django_auth0_obo.testing.client_assertions import load_public_key
 from django_auth0_obo.testing.config import (
     ApiConfig,
     ClientConfig,
@@ -240,13 +241,18 @@ class LocalTenant:
     def django_settings(
         self, audience: str | list[str] | None = None, **overrides: Any
     ) -> dict[str, Any]:
-        """An ``AUTH0_OBO`` dict pointing at this tenant, as the default OBO client."""
+        """An ``AUTH0_OBO`` dict pointing at this tenant, as the default OBO client.
+
+        Audit rows are written synchronously (``AUDIT_SYNC``), so a test sees them as soon as a
+        request returns; pass ``AUDIT_SYNC=False`` to exercise the buffered writer.
+        """
         return {
             "DOMAIN": self.domain,
             "AUDIENCE": audience if audience is not None else self.default_audience,
             "CLIENT_ID": config.DEFAULT_CLIENT_ID,
             "CLIENT_SECRET": self.client_secret,
             "TLS_CA_BUNDLE": self.ca_bundle,
+            "AUDIT_SYNC": True,
             **overrides,
         }
 
@@ -390,11 +396,15 @@ class LocalTenant:
         grants: Mapping[str, Iterable[str]] | None = None,
         obo_enabled: bool = True,
         auth_method: str = "any",
+        public_key: Any = None,
     ) -> ClientConfig:
         """Register (or replace) a client. ``api`` makes it a Custom API client for that API;
-        ``grants`` maps downstream audiences to granted scopes; a secret is made if omitted."""
+        ``grants`` maps downstream audiences to granted scopes; a secret is made if omitted.
+        ``public_key`` (RSA, 2048+ bits: object, PEM or JWK) lets it use ``private_key_jwt``."""
         if auth_method not in config.AUTH_METHODS:
             raise ValueError(f"auth_method must be one of {config.AUTH_METHODS}")
+        if public_key is not None:
+            load_public_key(public_key)  # refuse what Auth0 refuses at registration
         client = ClientConfig(
             client_id,
             client_secret or config.new_secret(),
@@ -402,6 +412,7 @@ class LocalTenant:
             grants=config.normalize_grants(grants),
             obo_enabled=obo_enabled,
             auth_method=auth_method,
+            public_key=public_key,
         )
         with self.state.lock:
             self.clients[client_id] = client

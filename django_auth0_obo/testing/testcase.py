@@ -30,6 +30,7 @@ def _audiences(value: Any) -> list[str]:
 def tenant_settings(tenant: LocalTenant, project: Mapping[str, Any] | None) -> dict[str, Any]:
     """The project's ``AUTH0_OBO`` pointed at ``tenant``; also prepares the tenant for it.
 
+    ``AUDIT_SYNC`` is turned on unless the project set it (tests see audit rows at once).
     Kept: every key the project set, ``AUDIENCE`` included (``tenant.mint()`` then mints for its
     first audience). Replaced: ``DOMAIN`` (and ``DOMAINS`` dropped), ``TLS_CA_BUNDLE``. Client
     credentials: the stand-in's default OBO client (``mcp-server-client``, whose own API is
@@ -44,6 +45,7 @@ def tenant_settings(tenant: LocalTenant, project: Mapping[str, Any] | None) -> d
     conf.pop("DOMAINS", None)
     conf["DOMAIN"] = tenant.domain
     conf["TLS_CA_BUNDLE"] = tenant.ca_bundle
+    conf.setdefault("AUDIT_SYNC", True)  # a test sees its audit rows as soon as a request returns
     audiences = _audiences(conf.get("AUDIENCE")) or [tenant.default_audience]
     conf.setdefault("AUDIENCE", audiences[0])
     api = audiences[0]
@@ -109,7 +111,8 @@ class Auth0TenantMixin:
 def forget_tenant(tenant: LocalTenant) -> None:
     """Drop what the app cached about ``tenant`` (keys, discovery, verified tokens) and nothing
     else, so a shared cache used by the project's tests is never flushed."""
-    from django_auth0_obo import keys, tokens
+    from django_auth0_obo import keys, token_cache, tokens
 
     keys.forget_issuer(tenant.issuer)
     tokens.clear_memo()
+    token_cache.memo.clear()

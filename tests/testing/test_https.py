@@ -123,6 +123,7 @@ def test_django_settings_point_at_the_tenant(tenant: LocalTenant) -> None:
         "CLIENT_ID": DEFAULT_CLIENT_ID,
         "CLIENT_SECRET": tenant.clients[DEFAULT_CLIENT_ID].secret,
         "TLS_CA_BUNDLE": tenant.ca_bundle,
+        "AUDIT_SYNC": True,  # tests see their audit rows at once
         "LEEWAY": 5,
     }
     assert tenant.django_settings(audience="https://mcp.example.com")["AUDIENCE"] == (

@@ -15,6 +15,7 @@ def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) 
     from django.conf import settings
 
     assert settings.AUTH0_OBO["DOMAIN"] == auth0_tenant.domain
+    assert settings.AUTH0_OBO["AUDIT_SYNC"] is True  # a test sees its audit rows at once
     assert settings.AUTH0_OBO["TLS_CA_BUNDLE"] == auth0_tenant.ca_bundle
     assert settings.AUTH0_OBO["CLIENT_ID"] == auth0_tenant.client_id
     assert settings.AUTH0_OBO["CLIENT_SECRET"] == auth0_tenant.client_secret

@@ -58,10 +58,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--client-name", help="Name of the Custom API client, for --tenant-config."
         )
+        parser.add_argument(
+            "--dpop",
+            action="store_true",
+            default=None,
+            help="Downstream APIs require DPoP-bound tokens (default: when DPOP_CLIENT_KEY is "
+            "set), for --tenant-config.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["tenant_config"]:
-            self.print_tenant_config(options["audience"], options.get("client_name"))
+            self.print_tenant_config(
+                options["audience"], options.get("client_name"), options.get("dpop")
+            )
             return
         self.run_system_checks()
         for issuer in sorted(obo_settings.issuers):
@@ -126,7 +135,9 @@ class Command(BaseCommand):
 
     # Tenant configuration.
 
-    def print_tenant_config(self, audiences: list[str], client_name: str | None) -> None:
+    def print_tenant_config(
+        self, audiences: list[str], client_name: str | None, dpop: bool | None = None
+    ) -> None:
         resource = obo_settings.resource
         if not resource:
             raise CommandError("AUDIENCE (or RESOURCE) must be set.")
@@ -143,10 +154,14 @@ class Command(BaseCommand):
         out("clients:")
         out(f"  - name: {json.dumps(name)}")
         for key in ("app_type", "resource_server_identifier", "token_endpoint_auth_method"):
-            out(f"    {key}: {json.dumps(client[key])}")
+            if key in client:
+                out(f"    {key}: {json.dumps(client[key])}")
         out("    token_exchange:")
         out("      allow_any_profile_of_type:")
         out(f"        - {OBO_PROFILE}")
+        for key in CLIENT_EXTRAS:
+            if key in client:
+                out(yaml_block({key: client[key]}, 4))
         out("clientGrants:")
         for grant in grants:
             out(f"  - client_id: {json.dumps(name)}")
@@ -155,7 +170,15 @@ class Command(BaseCommand):
             for scope in grant["scope"]:
                 out(f"      - {json.dumps(scope)}")
             out("    subject_type: user")
+        apis = [downstream_api(aud, want_dpop(dpop)) for aud, _ in map(parse_audience, audiences)]
+        out("resourceServers:  # the downstream APIs (merge into their existing entries)")
+        for api in apis:
+            out(f"  - name: {json.dumps(api['identifier'])}")
+            out(yaml_block({k: v for k, v in api.items() if k != "name"}, 4))
         out("")
+        for api in apis:
+            out(f"# Management API: PATCH /api/v2/resource-servers/<id of {api['identifier']}>")
+            out(json.dumps({k: v for k, v in api.items() if k not in ("name", "identifier")}))
         out("# Management API: POST /api/v2/clients")
         out(json.dumps(client, indent=2))
         out("# Management API: POST /api/v2/client-grants (one per downstream API)")
@@ -174,15 +197,96 @@ def describe_key(key: VerificationKey) -> str:
     return " ".join(p for p in parts if p)
 
 
+#: Client fields printed only when the settings call for them.
+CLIENT_EXTRAS = ("client_authentication_methods", "token_endpoint_ip_header_trusted")
+
+
 def tenant_client(name: str, resource: str) -> dict[str, Any]:
-    """The Custom API client allowed to exchange on behalf of users (no secret: Auth0 makes it)."""
-    return {
+    """The Custom API client allowed to exchange on behalf of users (no secret: Auth0 makes it).
+
+    With ``private_key_jwt`` it registers the public half of CLIENT_ASSERTION_KEY instead of a
+    secret method; with FORWARD_USER_IP it trusts the ``auth0-forwarded-for`` header."""
+    client: dict[str, Any] = {
         "name": name,
         "app_type": "resource_server",
         "resource_server_identifier": resource,
         "token_endpoint_auth_method": obo_settings.CLIENT_AUTH_METHOD,
         "token_exchange": {"allow_any_profile_of_type": [OBO_PROFILE]},
     }
+    if obo_settings.CLIENT_AUTH_METHOD == "private_key_jwt":
+        del client["token_endpoint_auth_method"]  # Auth0: unset when a credential is used
+        client["client_authentication_methods"] = {
+            "private_key_jwt": {
+                "credentials": [
+                    {
+                        "name": f"{name} assertion key",
+                        "credential_type": "public_key",
+                        "pem": assertion_public_pem(),
+                        "alg": "RS256",
+                    }
+                ]
+            }
+        }
+    if obo_settings.FORWARD_USER_IP:
+        client["token_endpoint_ip_header_trusted"] = True
+    return client
+
+
+def assertion_public_pem() -> str:
+    """The PEM of CLIENT_ASSERTION_KEY's public half (safe to print), or a placeholder."""
+    from cryptography.hazmat.primitives import serialization
+
+    from django_auth0_obo.client_assertion import load_assertion_key
+    from django_auth0_obo.exceptions import ConfigurationError
+
+    try:
+        key = load_assertion_key().private_key.public_key()
+    except ConfigurationError:
+        return "<PEM of the public half of CLIENT_ASSERTION_KEY>"
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def want_dpop(flag: bool | None) -> bool:
+    """Whether downstream APIs should require DPoP: ``--dpop``, else DPOP_CLIENT_KEY is set."""
+    return bool(obo_settings.DPOP_CLIENT_KEY) if flag is None else flag
+
+
+def downstream_api(audience: str, dpop: bool) -> dict[str, Any]:
+    """A downstream API's settings the on-behalf-of guide requires.
+
+    Users' delegated access through client grants (the user-subject grants printed with it),
+    consent skipped for first-party clients (an exchange cannot show a consent screen) and, when
+    DPoP binding is wanted, proof-of-possession required, so the tenant binds the tokens it
+    issues to this API's key instead of silently issuing Bearer tokens."""
+    api: dict[str, Any] = {
+        "name": audience,
+        "identifier": audience,
+        "skip_consent_for_verifiable_first_party_clients": True,
+        "subject_type_authorization": {"user": {"policy": "require_client_grant"}},
+    }
+    if dpop:
+        api["proof_of_possession"] = {"mechanism": "dpop", "required": True}
+    return api
+
+
+def yaml_block(data: dict[str, Any], indent: int) -> str:
+    """``data`` as block YAML at ``indent`` spaces; scalars written as JSON (valid YAML)."""
+    pad = " " * indent
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(yaml_block(value, indent + 2))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{pad}{key}:")
+            for item in value:
+                block = yaml_block(item, indent + 4)
+                lines.append(f"{pad}  - {block.lstrip()}")
+        else:
+            lines.append(f"{pad}{key}: {json.dumps(value)}")
+    return "\n".join(lines)
 
 
 def client_grant(client_id: str, audience: str, scopes: list[str]) -> dict[str, Any]:

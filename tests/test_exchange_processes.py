@@ -131,3 +131,12 @@ def test_four_processes_asking_for_the_same_token_make_one_call(auth0_tenant, sh
     assert subject not in key + encrypted
     assert hashlib.sha256(b"").hexdigest() != key
     assert encrypted
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server (``DATABASE_URL``'s when it names one, else the
+    local default), dropped afterwards; its name. Used by the perf helpers' process tests."""
+    url = services.database_url() or "postgres://postgres@127.0.0.1:5432/test"
+    for config in _shared_database(environ.Env.db_url_config(url)):
+        yield str(config["NAME"])

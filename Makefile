@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo bench loadtest lint
+.PHONY: install browser test demo bench loadtest lint matrix typecheck
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,19 @@ bench: install
 loadtest: install
 	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
 
+# mypy --strict on the package and on tests/typing_usage (user code pinning the typing contract).
+typecheck: install
+	$(VENV)/bin/pip install -q -e '.[typecheck]'
+	$(VENV)/bin/mypy
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The version matrix (noxfile.py): Python 3.11-3.13 by Django 5.2 LTS / newest 6.x. Interpreters
+# come from PATH, plus pyenv's when present.
+PYENV_BINS := $(wildcard $(HOME)/.pyenv/versions/3.11*/bin $(HOME)/.pyenv/versions/3.12*/bin $(HOME)/.pyenv/versions/3.13*/bin)
+empty :=
+space := $(empty) $(empty)
+matrix: install
+	PATH="$(subst $(space),:,$(PYENV_BINS)):$$PATH" $(VENV)/bin/nox $(NOX_ARGS)

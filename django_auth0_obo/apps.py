@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 
 
@@ -13,3 +15,7 @@ class DjangoAuth0OboConfig(AppConfig):
     def ready(self) -> None:
         # Registers the checks; connects the audit trail's receivers.
         from django_auth0_obo import audit, checks, view_checks  # noqa: F401
+
+        # Optional integrations register themselves when their library is installed.
+        if importlib.util.find_spec("drf_spectacular") is not None:
+            from django_auth0_obo.contrib import spectacular  # noqa: F401

@@ -232,7 +232,7 @@ def _fit(fields: dict[str, Any]) -> dict[str, Any]:
     out = dict(fields)
     for name, value in fields.items():
         if isinstance(value, str):
-            max_length = DelegationEvent._meta.get_field(name).max_length
+            max_length = DelegationEvent._meta.get_field(name).max_length  # type: ignore[union-attr]
             if max_length is not None:
                 out[name] = value[:max_length]
     return out

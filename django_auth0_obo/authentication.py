@@ -17,7 +17,15 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, domains, forwarded_ip, instrument, signals, verification
+from django_auth0_obo import (
+    challenges,
+    domains,
+    forwarded_ip,
+    instrument,
+    observability,
+    signals,
+    verification,
+)
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
 from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import (
@@ -55,7 +63,7 @@ class Auth0Authentication(BaseAuthentication):
             user = self.get_user(verified)
         except AuthenticationError as error:
             setattr(request._request, ERROR_ATTRIBUTE, error)
-            logger.info("Rejected %s credentials: %s", error.error, error.description)
+            observability.token_rejected(type(self), request, error)
             raise Auth0AuthenticationFailed(error) from error
         except TenantUnavailable as error:
             logger.warning("Cannot verify tokens: %s", error.description)

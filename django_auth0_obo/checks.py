@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,16 @@ from django_auth0_obo.domains import is_host_port as _is_host_port
 from django_auth0_obo.dpop_key import parse_client_key
 from django_auth0_obo.exceptions import ConfigurationError
 from django_auth0_obo.jose import ASYMMETRIC_ALGORITHMS
+
+
+def several_processes_likely() -> bool:
+    """Whether this project probably serves from more than one process (what makes W001 matter).
+
+    Not under ``DEBUG`` and not under ``manage.py runserver``: development serves from one
+    process, where a per-process replay cache sees every proof. Everywhere else (gunicorn,
+    uvicorn workers, ``manage.py check --deploy``, migrate in a deployment) assume several.
+    """
+    return not settings.DEBUG and sys.argv[1:2] != ["runserver"]
 
 
 def _error(msg: str, id_: int, hint: str | None = None) -> Error:
@@ -183,9 +194,8 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
 
     if conf["CACHE_ALIAS"] in settings.CACHES:
         backend = settings.CACHES[conf["CACHE_ALIAS"]].get("BACKEND", "")
-        if backend.endswith(("locmem.LocMemCache", "dummy.DummyCache")) and conf["DPOP_MODE"] != (
-            "disabled"
-        ):
+        per_process = backend.endswith(("locmem.LocMemCache", "dummy.DummyCache"))
+        if per_process and conf["DPOP_MODE"] != "disabled" and several_processes_likely():
             errors.append(
                 Warning(
                     "DPoP replay detection uses a per-process cache: a proof replayed to another "

@@ -8,12 +8,15 @@ at import time.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+_T = TypeVar("_T")
 
 SETTINGS_NAME = "AUTH0_OBO"
 
@@ -140,10 +143,11 @@ class OboSettings:
         """The ``verify=`` argument for ``requests``: a CA bundle path or the system store."""
         return self.TLS_CA_BUNDLE or True
 
-    def _derived(self, name: str, compute: Any) -> Any:
+    def _derived(self, name: str, compute: Callable[[Any], _T]) -> _T:
         key = f"_derived_{name}"
         try:
-            return self.__dict__[key]
+            cached: _T = self.__dict__[key]
+            return cached
         except KeyError:
             value = compute(self)
             self.__dict__[key] = value

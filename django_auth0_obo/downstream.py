@@ -212,7 +212,7 @@ def _rewindable(request: requests.PreparedRequest) -> bool:
     body = request.body
     if body is None or isinstance(body, bytes | str):
         return True
-    position = getattr(request, "_body_position", None)
+    position = getattr(request, "_body_position", None)  # type: ignore[unreachable]  # stubs: body is never a stream
     if isinstance(position, int):
         requests.utils.rewind_body(request)
         return True

@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from django_auth0_obo import domains, exchange_errors, jose, signals, token_endpoint
+from django_auth0_obo import (
+    domains,
+    exchange_errors,
+    jose,
+    observability,
+    signals,
+    token_endpoint,
+)
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError, UnverifiedBoundToken
 from django_auth0_obo.exchange_params import (
@@ -288,14 +295,12 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
             delegation_depth=exchange.subject.delegation_depth,
         )
         failure = exchange_errors.describe(exc)
-        logger.log(
-            failure.log_level,
-            "Token exchange (%s) for %s failed: %s (HTTP %s): %s",
+        observability.exchange_failed(
             exchange.grant,
-            exchange.audience or "the default audience",
-            exc.error,
-            exc.status_code,
-            "check this API's client configuration at the tenant"
+            exchange.audience,
+            exc,
+            level=failure.log_level,
+            hint="check this API's client configuration at the tenant"
             if failure.log_level >= logging.ERROR
             else failure.code,
         )
@@ -314,6 +319,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
         )
         raise
     issued = lookup.token
+    observability.exchange_done(exchange.grant, exchange.audience, lookup.cache_hit)
     signals.token_exchanged.send(
         sender=exchange.sender,
         grant=exchange.grant,

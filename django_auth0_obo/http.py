@@ -183,7 +183,7 @@ def tenant_request(
         if deadline.expired:  # a close-delimited body cut short by the deadline
             raise DeadlineExceeded(_late(url, started))
     response._content = body
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     return response
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from rest_framework.request import Request
 
-from django_auth0_obo import audit, challenges, signals
+from django_auth0_obo import audit, challenges, observability, signals
 from django_auth0_obo.api_exceptions import (
     ACTOR_REASONS,
     INSUFFICIENT_SCOPE,
@@ -118,6 +118,7 @@ def permission_denied(original: Any, request: Request, message: Any, code: str |
 def refusal_exception(request: Request, refusal: Refusal) -> Auth0PermissionDenied:
     """Record the refusal (audit reason, signal) and return the exception to raise."""
     audit.mark_denied(request, refusal.code)
+    observability.permission_refused(request, refusal.code, refusal.actor, refusal.scopes)
     if refusal.code in ACTOR_REASONS:
         signals.actor_denied.send(
             sender=refusal.sender, request=request, actor=refusal.actor, reason=refusal.code

@@ -36,3 +36,13 @@ exchange_failed = Signal()
 #: token). The rows stay buffered for the next flush; the failure is also logged at ERROR and
 #: the request itself goes on.
 audit_write_failed = Signal()
+
+#: Sent when ``Auth0Authentication`` refuses a request's credentials (sender: the authentication
+#: class): ``request``, ``error`` (RFC code: ``invalid_request``, ``invalid_token``,
+#: ``invalid_dpop_proof``, ``use_dpop_nonce``), ``description`` (fixed text) and
+#: ``status_code``. Never the token or the proof.
+token_rejected = Signal()
+
+#: Sent when ``HasScopes`` refuses a request: ``request``, ``actor`` (current actor or None) and
+#: ``required_scopes`` (tuple). Actor refusals send ``actor_denied``.
+scope_denied = Signal()

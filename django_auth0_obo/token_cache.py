@@ -360,11 +360,18 @@ def lookup_sql(alias: str) -> str:
     if sql is None:
         quote = connections[alias].ops.quote_name
         meta = ExchangedToken._meta
-        columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
-        key_column = quote(meta.get_field("key").column)
+        columns = ", ".join(quote(_column(name)) for name in _COLUMNS)
+        key_column = quote(_column("key"))
         sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key_column} = %s"  # noqa: S608 - names from the model, the value is a parameter
         _select_sql[alias] = sql
     return sql
+
+
+def _column(name: str) -> str:
+    """The database column of an ``ExchangedToken`` field."""
+    column = ExchangedToken._meta.get_field(name).column  # type: ignore[union-attr]
+    assert isinstance(column, str)
+    return column
 
 
 def _timestamp(value: Any) -> float:
@@ -373,7 +380,7 @@ def _timestamp(value: Any) -> float:
         value = parse_datetime(value)
     if settings.USE_TZ and timezone.is_naive(value):
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    return float(value.timestamp())
 
 
 class _Attempt:

@@ -226,9 +226,7 @@ def _retry_after_header(value: str) -> float | None:
         return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
+    except (TypeError, ValueError, IndexError, OverflowError):  # never None on Python 3.10+
         return None
     return when.timestamp() - time.time()
 

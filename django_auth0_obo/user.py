@@ -40,11 +40,11 @@ class Auth0User:
         return self.token.claims
 
     @property
-    def groups(self) -> EmptyManager:
+    def groups(self) -> EmptyManager[auth_models.Group]:
         return self._groups
 
     @property
-    def user_permissions(self) -> EmptyManager:
+    def user_permissions(self) -> EmptyManager[auth_models.Permission]:
         return self._user_permissions
 
     def get_username(self) -> str:

@@ -224,7 +224,8 @@ def run(once: bool) -> int:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "testproject.settings",
             "DATABASE_URL": f"sqlite:///{workdir / 'demo.sqlite3'}",
-            "CACHE_URL": "locmemcache://",
+            # A cache the server's processes share, as DPoP replay detection needs (W001).
+            "CACHE_URL": f"filecache://{workdir / 'cache'}",
             "AUTH0_DOMAIN": tenant.domain,
             "AUTH0_AUDIENCE": f"{MCP_API},{CALENDAR_API}",
             "AUTH0_CLIENT_ID": tenant.client_id,

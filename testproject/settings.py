@@ -81,8 +81,9 @@ AUTH0_OBO = {
         "AUTH0_SCOPES_SUPPORTED", default=["calendar:read", "calendar:write"]
     ),
     "RESOURCE": env("AUTH0_RESOURCE", default=None),
-    "AUDIT_SYNC": env.bool("AUTH0_AUDIT_SYNC", default=False),
 }
+if "AUTH0_AUDIT_SYNC" in env:  # only when asked: the setting's default is buffered writes
+    AUTH0_OBO["AUDIT_SYNC"] = env.bool("AUTH0_AUDIT_SYNC")
 
 #: Base URL of the downstream calendar API the example MCP endpoint calls (default: this server).
 DOWNSTREAM_CALENDAR_URL = env("DOWNSTREAM_CALENDAR_URL", default=None)

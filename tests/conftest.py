@@ -33,3 +33,15 @@ def _no_audit_rows_carried_between_tests():
     audit_buffer.buffer.discard()
     yield
     audit_buffer.buffer.discard()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under ``REQUIRE_SERVICES=1`` (CI), stop before any test when a service does not answer."""
+    from tests.services import unreachable_services
+
+    problems = unreachable_services()
+    if problems:
+        pytest.exit(
+            "Required services are not available:\n  " + "\n  ".join(problems),
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )

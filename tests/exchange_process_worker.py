@@ -1,10 +1,7 @@
 """A separate Python process for the cross-process single-flight test (not a test module).
 
-``python tests/exchange_process_worker.py migrate`` creates the tables in ``OBO_TEST_DB``;
-``... exchange`` prints ``ready``, waits for a line on stdin, exchanges ``OBO_SUBJECT`` for
-``OBO_AUDIENCE`` and prints one JSON line (a hash of the token, never the token itself).
-Django is configured here, against PostgreSQL, whatever the parent's settings are (the cache:
-``OBO_CACHE``, a JSON ``CACHES``, default local memory). ``perf_process_worker.py`` shares it.
+DATABASES={"default": _database()},
+CACHES=json.loads(os.environ.get("OBO_CACHE", LOCAL_CACHE)),
 """
 
 from __future__ import annotations
@@ -15,6 +12,20 @@ import os
 import sys
 
 LOCAL_CACHE = '{"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}'
+
+
+def _database() -> dict:
+    """``OBO_DATABASE`` (any engine), else ``OBO_TEST_DB`` on the local PostgreSQL."""
+    if "OBO_DATABASE" in os.environ:
+        return json.loads(os.environ["OBO_DATABASE"])
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["OBO_TEST_DB"],
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": "5432",
+        "OPTIONS": {"connect_timeout": 2},
+    }
 
 
 def setup() -> None:
@@ -30,16 +41,7 @@ def setup() -> None:
             "rest_framework",
             "django_auth0_obo",
         ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": os.environ["OBO_TEST_DB"],
-                "USER": "postgres",
-                "HOST": "127.0.0.1",
-                "PORT": "5432",
-                "OPTIONS": {"connect_timeout": 2},
-            }
-        },
+        DATABASES={"default": _database()},
         CACHES=json.loads(os.environ.get("OBO_CACHE", LOCAL_CACHE)),
         AUTH0_OBO=json.loads(os.environ["OBO_SETTINGS"]),
     )
@@ -67,5 +69,10 @@ if __name__ == "__main__":
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+    elif sys.argv[1] == "rows":
+        from django_auth0_obo.models import ExchangedToken
+
+        rows = ExchangedToken.objects.values_list("key", "encrypted_token")
+        print(json.dumps([list(row) for row in rows]), flush=True)
     else:
         print(json.dumps(exchange()), flush=True)

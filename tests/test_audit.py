@@ -117,7 +117,7 @@ def test_an_allowed_delegated_request_is_recorded_once_with_who_acted_for_whom(
     assert event.delegation_chain == ["agent", MCP]
     assert event.depth == 2
     assert (event.azp, event.org_id, event.jti, event.jkt) == ("agent", "org_42", "jti-1", "")
-    assert event.audience == API
+    assert event.audience == auth0_tenant.default_audience  # the project's first AUDIENCE
     assert event.scopes == "read:data"
     assert (event.method, event.path, event.view_name) == ("GET", "/open", "open")
 

@@ -62,7 +62,7 @@ def test_a_valid_bearer_token_authenticates_the_request(
     assert response.json() == {
         "sub": "auth0|user123",
         "scheme": "Bearer",
-        "aud": API,
+        "aud": tenant.default_audience,  # the project's first AUDIENCE
         "scopes": ["read:data", "write:data"],
         "current_actor": None,
         "delegation_chain": [],

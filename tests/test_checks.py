@@ -129,3 +129,24 @@ def test_the_unknown_key_check_names_the_key(settings: Any) -> None:
 
 def test_a_per_process_cache_is_fine_when_dpop_is_disabled(settings: Any) -> None:
     assert ids({**GOOD, "CACHE_ALIAS": "local", "DPOP_MODE": "disabled"}, settings) == []
+
+
+@pytest.mark.parametrize(
+    ("debug", "argv", "warned"),
+    [
+        (False, ["gunicorn", "project.wsgi"], True),
+        (False, ["manage.py", "check", "--deploy"], True),
+        (False, ["manage.py", "migrate"], True),
+        (True, ["manage.py", "migrate"], False),  # development: one process
+        (False, ["manage.py", "runserver"], False),  # the development server is one process
+    ],
+)
+def test_the_per_process_cache_warning_fires_only_where_several_processes_are_likely(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, debug: bool, argv: list[str], warned: bool
+) -> None:
+    settings.DEBUG = debug
+    monkeypatch.setattr("sys.argv", argv)
+
+    found = ids({**GOOD, "CACHE_ALIAS": "local"}, settings)
+
+    assert found == (["auth0_obo.W001"] if warned else [])

@@ -35,3 +35,4 @@ def test_the_demo_runs_the_whole_on_behalf_of_chain_and_audits_it():
     assert "token-endpoint exchanges for the two tool calls: 1" in out
     assert "MCP path completed." in out
     assert "request  allowed -                  auth0|alice → calendar-mcp-server" in out
+    assert "auth0_obo.W" not in out + result.stderr  # no system check warning mid-output

@@ -1,9 +1,9 @@
-"""A DPoP proof accepted by one process is refused by another when the replay cache is Redis.
+"""A DPoP proof accepted by one process is refused by another when the replay cache is shared.
 
 The second process is a real, separately started Python interpreter that configures Django on
 its own and sends requests through ``Auth0Authentication`` (the example project's view) against
-the same local tenant. Redis at 127.0.0.1:6379 is part of our test machines: if it does not
-answer, this test fails rather than skips.
+the same local tenant. The shared cache is Django's file-based cache on every machine, and the
+cache ``CACHE_URL`` names (Redis in CI) when it is set (see ``tests/services.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,11 @@ from django.test import override_settings
 from django_auth0_obo import dpop, replay
 from django_auth0_obo.jose import b64url_decode
 from django_auth0_obo.testing import DPoPKey, LocalTenant
+from tests import services
 
 pytestmark = pytest.mark.django_db
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-REPLAY_ALIAS = "dpop_replay_redis"
+REPLAY_ALIAS = "dpop_replay_shared"
 URL = "http://testserver/api/whoami"
 PATH = "/api/whoami"
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,15 +68,6 @@ print(json.dumps(results))
 """
 
 
-def _require_redis() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis at {REDIS_URL} must be running for this test: {error}")
-
-
 def _in_child_process(
     caches_setting: dict[str, Any], auth0_obo: dict[str, Any], token: str, proofs: list[str]
 ) -> list[dict[str, Any]]:
@@ -104,21 +94,22 @@ def _error(challenge: str) -> str | None:
     return match.group(1) if match else None
 
 
-def test_a_proof_accepted_in_one_process_is_refused_in_another_with_redis(
-    auth0_tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, settings: Any
+@pytest.mark.parametrize("cache_kind", services.SHARED_CACHES)
+def test_a_proof_accepted_in_one_process_is_refused_in_another_with_a_shared_cache(
+    auth0_tenant: LocalTenant,
+    dpop_key: DPoPKey,
+    api_client: Any,
+    settings: Any,
+    cache_kind: str,
+    tmp_path: Path,
 ) -> None:
-    _require_redis()
-    redis_cache = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"auth0-obo-test-{uuid.uuid4().hex}",
-    }
-    caches_setting = {**settings.CACHES, REPLAY_ALIAS: redis_cache}
+    shared = services.shared_cache(cache_kind, tmp_path)
+    caches_setting = {**settings.CACHES, REPLAY_ALIAS: shared}
     auth0_obo = {**settings.AUTH0_OBO, "CACHE_ALIAS": REPLAY_ALIAS, "AUDIT": "off"}
     token = auth0_tenant.mint(cnf_jkt=dpop_key.jkt)
     first, second = (dpop_key.proof("GET", URL, access_token=token) for _ in range(2))
 
-    # Override in a block, so the fixtures' cache clearing never flushes the shared Redis.
+    # Override in a block, so the fixtures' cache clearing never flushes the shared cache.
     with override_settings(CACHES=caches_setting, AUTH0_OBO=auth0_obo):
         try:
             accepted_here = api_client.get(

@@ -14,17 +14,16 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from django_auth0_obo import jose, keys, tokens
 from django_auth0_obo.exceptions import InvalidToken, TenantUnavailable
 from django_auth0_obo.testing import LocalTenant
+from tests import services
 
 pytestmark = pytest.mark.django_db
 
@@ -428,9 +427,7 @@ def test_prefetch_loads_every_configured_issuer(tenant: LocalTenant) -> None:
     assert keys.discovery_url(tenant.issuer) == tenant.discovery_url
 
 
-# Real worker processes sharing Redis -------------------------------------------------------------
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Real worker processes sharing a cache (a file cache; also CACHE_URL's, e.g. Redis) -------------
 
 CHILD = """
 import json, sys
@@ -461,23 +458,17 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture
-def redis_keys(settings: Any, tenant: LocalTenant) -> dict[str, Any]:
-    """Point CACHE_ALIAS at Redis (a fresh key prefix); return what a child process needs."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis at {REDIS_URL} must be running for this test: {error}")
+@pytest.fixture(params=services.SHARED_CACHES)
+def shared_keys(
+    settings: Any, tenant: LocalTenant, request: pytest.FixtureRequest, tmp_path: Path
+) -> dict[str, Any]:
+    """Point CACHE_ALIAS at a shared cache (a fresh key prefix); return what a child needs."""
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "keys_redis": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": f"test-keys-{uuid.uuid4().hex}",
-        },
+        "keys_shared": services.shared_cache(request.param, tmp_path),
     }
-    settings.CACHES = {**settings.CACHES, "keys_redis": caches["keys_redis"]}
-    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "CACHE_ALIAS": "keys_redis"}
+    settings.CACHES = {**settings.CACHES, "keys_shared": caches["keys_shared"]}
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "CACHE_ALIAS": "keys_shared"}
     return {"caches": caches, "auth0_obo": settings.AUTH0_OBO}
 
 
@@ -500,25 +491,25 @@ def run_worker(config: dict[str, Any], token_list: list[str]) -> list[str]:
 
 
 def test_another_process_uses_the_keys_this_one_fetched(
-    tenant: LocalTenant, redis_keys: dict[str, Any]
+    tenant: LocalTenant, shared_keys: dict[str, Any]
 ) -> None:
     warm(tenant)
 
-    subs = run_worker(redis_keys, [tenant.mint(sub="worker-a"), tenant.mint(sub="worker-b")])
+    subs = run_worker(shared_keys, [tenant.mint(sub="worker-a"), tenant.mint(sub="worker-b")])
 
     assert subs == ["worker-a", "worker-b"]
     assert fetches(tenant) == (1, 1)
 
 
 def test_the_refetch_cooldown_holds_across_processes(
-    tenant: LocalTenant, redis_keys: dict[str, Any]
+    tenant: LocalTenant, shared_keys: dict[str, Any]
 ) -> None:
     warm(tenant)
     with pytest.raises(InvalidToken):
         tokens.verify_access_token(tenant.mint(kid=tenant.unpublished_key()))
     assert fetches(tenant) == (1, 2)
 
-    answers = run_worker(redis_keys, [tenant.mint(kid=tenant.unpublished_key())])
+    answers = run_worker(shared_keys, [tenant.mint(kid=tenant.unpublished_key())])
 
     assert answers == ["Unknown signing key."]
     assert fetches(tenant) == (1, 2)

@@ -69,7 +69,7 @@ def draw_chain(subject: str, chain: Any) -> str:
     return ARROW.join(chain_parts(subject, chain))
 
 
-class CheapCountPaginator(Paginator):
+class CheapCountPaginator(Paginator):  # type: ignore[type-arg]
     """Counts exactly up to ``exact_limit`` rows; past that, PostgreSQL's planner estimate.
 
     The bounded count (``COUNT(*)`` over a ``LIMIT``ed subquery) reads at most ``exact_limit + 1``
@@ -93,7 +93,7 @@ class CheapCountPaginator(Paginator):
         return max(estimate, bounded) if estimate is not None else unordered.count()
 
 
-def _planner_estimate(queryset: QuerySet) -> int | None:
+def _planner_estimate(queryset: QuerySet[DelegationEvent]) -> int | None:
     if connections[queryset.db].vendor != "postgresql":
         return None
     plan = json.loads(queryset.explain(format="json"))
@@ -122,7 +122,7 @@ def _csv_cell(value: Any) -> str:
     return text
 
 
-def export_rows(queryset: QuerySet) -> Iterator[str]:
+def export_rows(queryset: QuerySet[DelegationEvent]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
     for row in queryset.values_list(*EXPORT_FIELDS).iterator(chunk_size=2000):
@@ -132,7 +132,7 @@ def export_rows(queryset: QuerySet) -> Iterator[str]:
 
 
 @admin.register(DelegationEvent)
-class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):
+class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "created_at",
         "subject",
@@ -215,7 +215,7 @@ class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):
         return self.fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [name for _, options in self.fieldsets for name in options["fields"]]
+        return [str(name) for _, options in self.fieldsets for name in options["fields"]]
 
     # Columns.
 
@@ -255,7 +255,9 @@ class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):
     # Actions.
 
     @admin.action(description="Export selected events as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[DelegationEvent]
+    ) -> StreamingHttpResponse:
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response = StreamingHttpResponse(
             export_rows(queryset.order_by("-created_at")), content_type="text/csv; charset=utf-8"
@@ -264,6 +266,6 @@ class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):
         return response
 
     @admin.action(description="Purge selected events (superusers)", permissions=["purge"])
-    def purge_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def purge_selected(self, request: HttpRequest, queryset: QuerySet[DelegationEvent]) -> None:
         deleted, _ = queryset.order_by().delete()
         self.message_user(request, f"Purged {deleted} delegation event(s).", messages.SUCCESS)

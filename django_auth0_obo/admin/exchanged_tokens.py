@@ -40,7 +40,7 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(ExchangedToken)
-class ExchangedTokenAdmin(admin.ModelAdmin):
+class ExchangedTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "subject",
         "actor",
@@ -89,8 +89,16 @@ class ExchangedTokenAdmin(admin.ModelAdmin):
         """Token rows only (leases of exchanges in progress are not tokens), no ciphertext."""
         return super().get_queryset(request).exclude(encrypted_token="").defer(*HIDDEN_FIELDS)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        """Every action but ``delete_selected`` (``revoke`` says what deleting means here).
+
+        ``action_location`` is Django 6.1's (it deprecates overrides without it); older Django
+        never passes it, so it is forwarded only when given.
+        """
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
         actions.pop("delete_selected", None)
         return actions
 

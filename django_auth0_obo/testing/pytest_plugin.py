@@ -4,11 +4,15 @@ pytest loads this module in every project that installs the app, so it imports n
 nothing from Django at import time; the fixtures import what they need when used.
 
 * ``auth0_tenant_server`` (session): one running :class:`LocalTenant`.
-* ``auth0_tenant`` (function): that tenant, reset, with ``settings.AUTH0_OBO`` pointed at it
-  (pytest-django's ``settings`` fixture; ``AUDIT_SYNC`` on, see ``LocalTenant.django_settings``);
-  what the app cached about the tenant (discovery, keys,
-  refetch cooldown, verified tokens) is forgotten before and after. Other cache entries are left
-  alone, so a shared Redis used by the project's tests is never flushed.
+* ``auth0_tenant`` (function): that tenant, reset, with the project's ``settings.AUTH0_OBO``
+  pointed at it (pytest-django's ``settings`` fixture): the project's keys are kept (``DPOP_MODE``,
+  ``AUDIENCE``, ``AUDIT``...), only ``DOMAIN``/``DOMAINS``, ``TLS_CA_BUNDLE`` and, when the project
+  sets none, the client credentials change (see :func:`~django_auth0_obo.testing.testcase.
+  tenant_settings`). What the app cached about the tenant (discovery, keys, refetch cooldown,
+  verified tokens) is forgotten before and after. Other cache entries are left alone, so a shared
+  Redis used by the project's tests is never flushed. It needs no database itself; a test whose
+  view writes audit rows needs ``@pytest.mark.django_db`` as usual. ``AUDIT_SYNC`` is on unless
+  the project sets it, so a test sees its audit rows as soon as a request returns.
 * ``dpop_key`` (function): a fresh ES256 :class:`DPoPKey`.
 """
 
@@ -35,15 +39,17 @@ def auth0_tenant_server() -> Iterator[LocalTenant]:
 
 @pytest.fixture
 def auth0_tenant(auth0_tenant_server: LocalTenant, settings: Any) -> Iterator[LocalTenant]:
-    """The session tenant in its initial state, with ``AUTH0_OBO`` pointing at it."""
+    """The session tenant in its initial state, with the project's ``AUTH0_OBO`` pointing at it."""
+    from django_auth0_obo.testing.testcase import forget_tenant, tenant_settings
+
     tenant = auth0_tenant_server
     tenant.reset()
-    settings.AUTH0_OBO = {**tenant.django_settings()}
-    _forget_tenant(tenant)
+    settings.AUTH0_OBO = tenant_settings(tenant, getattr(settings, "AUTH0_OBO", None))
+    forget_tenant(tenant)
     try:
         yield tenant
     finally:
-        _forget_tenant(tenant)
+        forget_tenant(tenant)
         tenant.reset()
 
 
@@ -53,12 +59,3 @@ def dpop_key() -> DPoPKey:
     from django_auth0_obo.testing.proofs import DPoPKey
 
     return DPoPKey.generate("ES256")
-
-
-def _forget_tenant(tenant: LocalTenant) -> None:
-    """Drop what the app cached about this tenant so nothing leaks between tests."""
-    from django_auth0_obo import keys, token_cache, tokens
-
-    keys.forget_issuer(tenant.issuer)
-    tokens.clear_memo()
-    token_cache.memo.clear()

@@ -1,5 +1,6 @@
 """The audit admin in a real browser: Debian's Chromium driven by Playwright against the live
-server. If the browser cannot start, this test fails: it is never skipped."""
+server. Without Chromium it skips, except under ``REQUIRE_BROWSER=1`` (CI), where it fails (see
+``conftest.py``); a browser that is there but cannot start always fails."""
 
 from __future__ import annotations
 

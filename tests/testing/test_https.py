@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def test_django_settings_point_at_the_tenant(tenant: LocalTenant) -> None:
     )
 
 
-def test_command_line_prints_its_configuration_then_serves() -> None:
+def test_command_line_prints_its_configuration_then_serves(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -139,6 +140,7 @@ def test_command_line_prints_its_configuration_then_serves() -> None:
         [*command, "--client-secret", "s3cret"],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "DJANGO_AUTH0_OBO_STATE": str(tmp_path)},
     )
     try:
         assert process.stdout is not None

@@ -11,7 +11,7 @@ from django_auth0_obo import testing
 PACKAGE = Path(testing.__file__).parent
 PREFIX = "django_auth0_obo.testing."
 #: Modules that may import the ``LocalTenant`` façade: the entry points users touch.
-FACADE_USERS = {"__init__", "__main__", "pytest_plugin"}
+FACADE_USERS = {"__init__", "__main__", "pytest_plugin", "testcase"}
 
 
 def _imports(module: str) -> set[str]:

@@ -14,9 +14,13 @@ _CACHE_KEY = "django-auth0-obo-testing-plugin-probe"
 def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) -> None:
     from django.conf import settings
 
-    assert auth0_tenant.django_settings() == settings.AUTH0_OBO
+    assert settings.AUTH0_OBO["DOMAIN"] == auth0_tenant.domain
     assert settings.AUTH0_OBO["AUDIT_SYNC"] is True  # a test sees its audit rows at once
     assert settings.AUTH0_OBO["TLS_CA_BUNDLE"] == auth0_tenant.ca_bundle
+    assert settings.AUTH0_OBO["CLIENT_ID"] == auth0_tenant.client_id
+    assert settings.AUTH0_OBO["CLIENT_SECRET"] == auth0_tenant.client_secret
+    # the project's own keys are kept (testproject's AUDIENCE and SCOPES_SUPPORTED)
+    assert settings.AUTH0_OBO["SCOPES_SUPPORTED"] == ["calendar:read", "calendar:write"]
 
 
 def test_state_left_behind_by_one_test(auth0_tenant: LocalTenant) -> None:

@@ -32,14 +32,9 @@ from ninja.security.base import AuthBase
 from rest_framework import exceptions
 from rest_framework.request import Request
 
+from django_auth0_obo.api_exceptions import InsufficientScope
 from django_auth0_obo.authentication import Auth0Authentication
-from django_auth0_obo.permissions import (
-    REFUSALS_ATTRIBUTE,
-    AllowedActors,
-    HasScopes,
-    InsufficientScope,
-    refusal_exception,
-)
+from django_auth0_obo.permissions import AllowedActors, HasScopes
 from django_auth0_obo.verified import VerifiedToken
 
 __all__ = ["Auth0Auth", "Auth0NinjaError", "add_challenges"]
@@ -89,13 +84,19 @@ class _Route:
         self.permissions = auth.get_permissions()
 
     def check_permissions(self, request: Request) -> None:
-        """As ``APIView.check_permissions``: raise on the first refusal (the audit hooks this)."""
+        """As ``APIView.check_permissions``: the first refusal goes to :meth:`permission_denied`.
+        The app instruments both methods as on a DRF view, so refusals and audit are the same."""
         for permission in self.permissions:
             if not permission.has_permission(request, self):
-                refusals = getattr(request._request, REFUSALS_ATTRIBUTE, None) or []
-                if not refusals:
-                    raise exceptions.PermissionDenied()
-                raise refusal_exception(request, refusals[-1])
+                self.permission_denied(
+                    request,
+                    message=getattr(permission, "message", None),
+                    code=getattr(permission, "code", None),
+                )
+
+    def permission_denied(self, request: Request, message: Any = None, code: Any = None) -> None:
+        """As ``APIView.permission_denied`` (the instrumentation raises our refusal instead)."""
+        raise exceptions.PermissionDenied(detail=message, code=code)
 
 
 class Auth0Auth(AuthBase):

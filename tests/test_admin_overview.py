@@ -8,7 +8,7 @@ with ``count > 1`` included), then compared with what the page carries in its ma
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -392,3 +392,21 @@ def test_the_overview_indexes_accept_the_longest_values_the_audit_writer_keeps(d
     audit.flush()
     row = DelegationEvent.objects.get()
     assert len(row.subject) == len(row.current_actor) == len(row.audience) == 255
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/Los_Angeles", "Asia/Kolkata"])
+def test_days_are_local_days_on_either_side_of_local_midnight(db, settings, zone):
+    """Rows a minute either side of each local midnight (DST changes included) land on their
+    own local day, on every backend's day query (joined ranges or the ``CASE`` bucket)."""
+    settings.TIME_ZONE = zone
+    period = Period.ending_today(90)
+    rows = []
+    for day in period.dates[1:]:
+        midnight = timezone.make_aware(datetime.combine(day, time.min))
+        rows.append(event(created_at=midnight - timedelta(minutes=1), count=2))
+        rows.append(event(created_at=midnight, outcome="denied", reason="x"))
+    shown = {d.day: d for d in build_overview(DelegationEvent.objects.all(), period).days}
+    for day in period.dates:
+        mine = [r for r in rows if timezone.localdate(r.created_at) == day]
+        assert shown[day].allowed == sum(r.count for r in mine if r.outcome == "allowed")
+        assert shown[day].denied == sum(r.count for r in mine if r.outcome == "denied")

@@ -287,6 +287,19 @@ def _chain_actors(chain: Any) -> tuple[str, ...]:
 
 
 def _days(rows: QuerySet[DelegationEvent], period: Period) -> list[overview_svg.Day]:
+    sums = _days_joined(rows, period) if _joins_days(rows) else _days_bucketed(rows, period)
+    return [overview_svg.Day(day, *sums.get(i, (0, 0, 0, 0))) for i, day in enumerate(period.dates)]
+
+
+def _joins_days(rows: QuerySet[DelegationEvent]) -> bool:
+    """PostgreSQL: join the rows to the day ranges (SQLite compares the timestamps as text)."""
+    return connections[rows.db].vendor == "postgresql"
+
+
+def _days_bucketed(
+    rows: QuerySet[DelegationEvent], period: Period
+) -> dict[int, tuple[int, int, int, int]]:
+    """Allowed, denied, cache hits, misses per day index, from the portable ``CASE`` bucket."""
     exchanges = Q(kind=EXCHANGE)
     grouped = (
         rows.annotate(day=period.day_bucket())
@@ -296,18 +309,39 @@ def _days(rows: QuerySet[DelegationEvent], period: Period) -> list[overview_svg.
             hits=Coalesce(Sum("count", filter=exchanges & Q(cache_hit=True)), 0),
             misses=Coalesce(Sum("count", filter=exchanges & Q(cache_hit=False)), 0),
         )
-        .order_by("day")
+        .order_by()
     )
-    by_index = {g["day"]: g for g in grouped}
-    days = []
-    for i, day in enumerate(period.dates):
-        g = by_index.get(i, {})
-        days.append(
-            overview_svg.Day(
-                day, g.get("allowed", 0), g.get("denied", 0), g.get("hits", 0), g.get("misses", 0)
-            )
-        )
-    return days
+    return {g["day"]: (g["allowed"], g["denied"], g["hits"], g["misses"]) for g in grouped}
+
+
+def _days_joined(
+    rows: QuerySet[DelegationEvent], period: Period
+) -> dict[int, tuple[int, int, int, int]]:
+    """The same sums, from the rows joined to a small table of the period's day ranges.
+
+    PostgreSQL estimates a ``GROUP BY`` over an expression of ``created_at`` at one group a
+    row, so it sorts a million rows (spilling to disk) for thirty groups; joined to the day
+    ranges it knows there are ``days`` groups, hashes them, and goes parallel (measured about
+    twice as fast on a million rows as the ``CASE`` bucket).
+    """
+    bounds = [_midnight(d) for d in period.dates] + [period.end]
+    ranges = " UNION ALL ".join(["SELECT %s AS i, %s AS lo, %s AS hi"] * period.days)
+    sql, params = rows.values(
+        "created_at", "outcome", "kind", "cache_hit", "count"
+    ).query.sql_with_params()
+    joined = (
+        "SELECT d.i,"  # noqa: S608 - the ORM's SQL, parameters
+        " SUM(CASE WHEN e.outcome = %s THEN e.count ELSE 0 END),"
+        " SUM(CASE WHEN e.outcome = %s THEN e.count ELSE 0 END),"
+        " SUM(CASE WHEN e.kind = %s AND e.cache_hit THEN e.count ELSE 0 END),"
+        " SUM(CASE WHEN e.kind = %s AND NOT e.cache_hit THEN e.count ELSE 0 END)"
+        f" FROM ({ranges}) d JOIN ({sql}) e ON e.created_at >= d.lo AND e.created_at < d.hi"
+        " GROUP BY d.i"
+    )
+    days = [v for i in range(period.days) for v in (i, bounds[i], bounds[i + 1])]
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(joined, [ALLOWED, DENIED, EXCHANGE, EXCHANGE, *days, *params])
+        return {i: (int(a), int(d), int(h), int(m)) for i, a, d, h, m in cursor.fetchall()}
 
 
 def _actor(value: str) -> str:

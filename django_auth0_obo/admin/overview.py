@@ -23,8 +23,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import connections
-from django.db.models import Case, F, Max, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import Case, F, Max, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -248,20 +248,22 @@ def _paths(rows: QuerySet[DelegationEvent]) -> list[overview_svg.ChainPath]:
     """The busiest chains of two or more actors, with how many users each served.
 
     Grouped twice: by ``(chain, API, user)`` in the ORM, then by ``(chain, API)`` around it, so
-    the number of users is a plain ``COUNT(*)`` rather than a ``COUNT(DISTINCT …)``.
+    the number of users is a plain ``COUNT(*)`` rather than a ``COUNT(DISTINCT …)``. The chain
+    is grouped as its JSON text: equal chains have equal text, and PostgreSQL sorts text much
+    faster than ``jsonb`` (the grouping's sort dominated the query on a million rows).
     """
     per_user = (
         rows.filter(depth__gte=2)
-        .annotate(api=API)
-        .values("delegation_chain", "api", "subject")
+        .annotate(api=API, chain=Cast("delegation_chain", TextField()))
+        .values("chain", "api", "subject")
         .annotate(**_counts())
         .order_by()
     )
     sql, params = per_user.query.sql_with_params()
     grouped = (
-        "SELECT delegation_chain, api, SUM(allowed), SUM(denied), COUNT(*), MIN(subject)"  # noqa: S608 - the ORM's SQL, parameters
-        f" FROM ({sql}) per_user GROUP BY delegation_chain, api"
-        " ORDER BY SUM(total) DESC, api, MIN(subject), delegation_chain LIMIT %s"
+        "SELECT chain, api, SUM(allowed), SUM(denied), COUNT(*), MIN(subject)"  # noqa: S608 - the ORM's SQL, parameters
+        f" FROM ({sql}) per_user GROUP BY chain, api"
+        " ORDER BY SUM(total) DESC, api, MIN(subject), chain LIMIT %s"
     )
     paths = []
     with connections[rows.db].cursor() as cursor:

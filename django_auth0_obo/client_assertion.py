@@ -14,7 +14,6 @@ the setting and never echo key material.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from django_auth0_obo import conf, jose
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo import jose
 from django_auth0_obo.exceptions import ConfigurationError
 from django_auth0_obo.jose import MIN_RSA_BITS
+from django_auth0_obo.parsed_setting import ParsedSetting
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHM = "RS256"
@@ -96,25 +95,12 @@ def _from_jwk(jwk: Mapping[str, Any]) -> tuple[rsa.RSAPrivateKey, str | None]:
     return key, kid if isinstance(kid, str) and kid else None
 
 
-_cache: dict[str, AssertionKey] = {}
-_lock = threading.Lock()
-
-
-@conf.on_reload
-def _forget_assertion_key() -> None:
-    _cache.clear()
+_parsed_key = ParsedSetting("CLIENT_ASSERTION_KEY", parse_assertion_key)
 
 
 def load_assertion_key() -> AssertionKey:
     """The parsed CLIENT_ASSERTION_KEY, cached until AUTH0_OBO changes."""
-    try:
-        return _cache["key"]
-    except KeyError:
-        pass
-    with _lock:
-        if "key" not in _cache:
-            _cache["key"] = parse_assertion_key(obo_settings.CLIENT_ASSERTION_KEY)
-        return _cache["key"]
+    return _parsed_key.get()
 
 
 def make_assertion(client_id: str, token_endpoint: str) -> str:

@@ -61,21 +61,10 @@ def challenge_error(headers: Any) -> str | None:
 
 
 def forget_cached_token(token: str | VerifiedToken, audience: str, scope: str | None) -> None:
-    """Drop the cached on-behalf-of token for these arguments (the downstream API refused it).
+    """Drop the cached on-behalf-of token for these arguments (the downstream API refused it)."""
+    from django_auth0_obo.exchange import forget_token_on_behalf_of
 
-    The row key comes from the exchange module's own key builder, so it is the row
-    ``get_token_on_behalf_of`` would serve."""
-    from django_auth0_obo import exchange, token_endpoint
-    from django_auth0_obo.exchange_params import clean_scope
-    from django_auth0_obo.models import ExchangedToken
-    from django_auth0_obo.token_cache import cache_key
-
-    subject = exchange._subject(token, access_token_type=True)
-    client_id, _ = token_endpoint.client_credentials()
-    parts = exchange._key_parts(
-        exchange.ON_BEHALF_OF, subject, audience, clean_scope(scope), client_id
-    )
-    ExchangedToken.objects.filter(key=cache_key(**parts)).delete()
+    forget_token_on_behalf_of(token, audience, scope)
 
 
 class DownstreamCall:

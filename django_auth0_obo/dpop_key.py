@@ -6,7 +6,6 @@ per settings generation; every error names the setting and never echoes the key 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +14,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from django_auth0_obo import conf, jose
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo import jose
 from django_auth0_obo.exceptions import ConfigurationError
 from django_auth0_obo.jose import b64url_decode, b64url_encode, jwk_thumbprint
+from django_auth0_obo.parsed_setting import ParsedSetting
 
 _NOT_P256 = "DPOP_CLIENT_KEY must be an EC P-256 private key (PEM, or a JWK with d, x and y)."
 
@@ -94,22 +93,9 @@ def _public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
     }
 
 
-_cache: dict[str, ClientKey] = {}
-_lock = threading.Lock()
-
-
-@conf.on_reload
-def _forget_client_key() -> None:
-    _cache.clear()
+_parsed_key = ParsedSetting("DPOP_CLIENT_KEY", parse_client_key)
 
 
 def load_client_key() -> ClientKey:
     """The parsed DPOP_CLIENT_KEY, cached until AUTH0_OBO changes (raises ConfigurationError)."""
-    try:
-        return _cache["key"]
-    except KeyError:
-        pass
-    with _lock:
-        if "key" not in _cache:
-            _cache["key"] = parse_client_key(obo_settings.DPOP_CLIENT_KEY)
-        return _cache["key"]
+    return _parsed_key.get()

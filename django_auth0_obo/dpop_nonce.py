@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -92,3 +93,30 @@ def is_valid(nonce: Any, now: float | None = None) -> bool:
 def nonce_check() -> Any:
     """The ``nonce=`` argument for :func:`django_auth0_obo.dpop.verify_proof`: None when off."""
     return is_valid if obo_settings.DPOP_NONCE else None
+
+
+def header_for(status: int, has_proof: bool) -> str | None:
+    """The ``DPoP-Nonce`` value to send with an answer, or None: while DPOP_NONCE is on, every
+    401 (``use_dpop_nonce`` or an anonymous challenge) and every answer to a request that carried
+    a DPoP proof get a fresh nonce, so clients keep one without a second 401."""
+    if obo_settings.DPOP_NONCE and (status == 401 or has_proof):
+        return issue()
+    return None
+
+
+_AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def asgi_send(send: _AsgiSend, has_proof: bool) -> _AsgiSend:
+    """An ASGI ``send`` that adds :func:`header_for`'s nonce to the response it starts."""
+
+    async def send_with_nonce(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            nonce = header_for(message["status"], has_proof)
+            if nonce is not None:
+                name = HEADER.lower().encode("latin-1")
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != name]
+                message = {**message, "headers": [*headers, (name, nonce.encode("ascii"))]}
+        await send(message)
+
+    return send_with_nonce

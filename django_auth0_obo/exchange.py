@@ -34,13 +34,21 @@ from django_auth0_obo.exchange_params import (
     clean_extra,
     clean_scope,
 )
-from django_auth0_obo.token_cache import IssuedToken, cache_key, get_or_fetch, normalize_scope
+from django_auth0_obo.models import ExchangedToken
+from django_auth0_obo.token_cache import (
+    IssuedToken,
+    cache_key,
+    get_or_fetch,
+    normalize_scope,
+    revoke_tokens,
+)
 from django_auth0_obo.verified import VerifiedToken
 
 __all__ = [
     "ConnectionTokenResult",
     "OnBehalfOfTokenResult",
     "TokenExchangeResult",
+    "forget_token_on_behalf_of",
     "get_access_token_for_connection",
     "get_token_by_exchange_profile",
     "get_token_on_behalf_of",
@@ -146,16 +154,14 @@ def get_token_on_behalf_of(
     subject = _subject(access_token, access_token_type=True)
     audience = check_required(audience, "audience")
     requested_scope = clean_scope(scope)
-    client_id, _ = token_endpoint.client_credentials()
-    form = {
-        "grant_type": GRANT_TOKEN_EXCHANGE,
-        "subject_token": subject.token,
-        "subject_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-        "requested_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-        "audience": audience,
-    }
-    if requested_scope:
-        form["scope"] = requested_scope
+    form = _form(
+        GRANT_TOKEN_EXCHANGE,
+        subject,
+        TOKEN_TYPE_ACCESS_TOKEN,
+        requested_token_type=TOKEN_TYPE_ACCESS_TOKEN,
+        audience=audience,
+        scope=requested_scope,
+    )
     exchange = _Exchange(
         grant=ON_BEHALF_OF,
         sender=get_token_on_behalf_of,
@@ -163,9 +169,23 @@ def get_token_on_behalf_of(
         audience=audience,
         requested_scope=requested_scope,
         form=form,
-        key_parts=_key_parts(ON_BEHALF_OF, subject, audience, requested_scope, client_id),
+        key_parts=_key_parts(ON_BEHALF_OF, subject, audience, requested_scope),
     )
     return _run(exchange)  # type: ignore[return-value]
+
+
+def forget_token_on_behalf_of(
+    access_token: str | VerifiedToken, audience: str, scope: str | None = None
+) -> bool:
+    """Drop the cached result :func:`get_token_on_behalf_of` would serve for these arguments,
+    so the next call asks the tenant again (e.g. the downstream API refused the token).
+
+    Returns whether a cached result was there. The key is built by the same code as the
+    exchange's own, so it is exactly the row that call would serve."""
+    subject = _subject(access_token, access_token_type=True)
+    audience = check_required(audience, "audience")
+    key = cache_key(**_key_parts(ON_BEHALF_OF, subject, audience, clean_scope(scope)))
+    return revoke_tokens(ExchangedToken.objects.filter(key=key)) > 0  # memos forget it too
 
 
 def get_token_by_exchange_profile(
@@ -190,20 +210,16 @@ def get_token_by_exchange_profile(
     requested_token_type = check_optional(requested_token_type, "requested_token_type")
     requested_scope = clean_scope(scope)
     params = clean_extra(extra)
-    client_id, _ = token_endpoint.client_credentials()
-    form: dict[str, Any] = {
-        "grant_type": GRANT_TOKEN_EXCHANGE,
-        "subject_token": subject.token,
-        "subject_token_type": subject_token_type,
-    }
-    if audience:
-        form["audience"] = audience
-    if requested_scope:
-        form["scope"] = requested_scope
-    if requested_token_type:
-        form["requested_token_type"] = requested_token_type
+    form = _form(
+        GRANT_TOKEN_EXCHANGE,
+        subject,
+        subject_token_type,
+        audience=audience,
+        scope=requested_scope,
+        requested_token_type=requested_token_type,
+    )
     form.update(params)
-    key_parts = _key_parts(CUSTOM_TOKEN_EXCHANGE, subject, audience, requested_scope, client_id)
+    key_parts = _key_parts(CUSTOM_TOKEN_EXCHANGE, subject, audience, requested_scope)
     key_parts.update(
         subject_token_type=subject_token_type,
         requested_token_type=requested_token_type,
@@ -232,17 +248,15 @@ def get_access_token_for_connection(
     connection = check_required(connection, "connection")
     subject = _subject(access_token, access_token_type=True)
     login_hint = check_optional(login_hint, "login_hint")
-    client_id, _ = token_endpoint.client_credentials()
-    form = {
-        "grant_type": GRANT_FEDERATED_CONNECTION,
-        "subject_token": subject.token,
-        "subject_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-        "requested_token_type": TOKEN_TYPE_FEDERATED,
-        "connection": connection,
-    }
-    if login_hint:
-        form["login_hint"] = login_hint
-    key_parts = _key_parts(TOKEN_VAULT, subject, None, None, client_id)
+    form = _form(
+        GRANT_FEDERATED_CONNECTION,
+        subject,
+        TOKEN_TYPE_ACCESS_TOKEN,
+        requested_token_type=TOKEN_TYPE_FEDERATED,
+        connection=connection,
+        login_hint=login_hint,
+    )
+    key_parts = _key_parts(TOKEN_VAULT, subject, None, None)
     key_parts.update(connection=connection, login_hint=login_hint)
     exchange = _Exchange(
         grant=TOKEN_VAULT,
@@ -395,9 +409,26 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
     return _Subject(raw, None, claims)
 
 
-def _key_parts(
-    grant: str, subject: _Subject, audience: str | None, scope: str | None, client_id: str
+def _form(
+    grant_type: str, subject: _Subject, subject_token_type: str, **fields: str | None
 ) -> dict[str, Any]:
+    """A token-exchange form: the grant, the subject token and its type, then each other field
+    only when it has a value (an empty field is never sent)."""
+    form: dict[str, Any] = {
+        "grant_type": grant_type,
+        "subject_token": subject.token,
+        "subject_token_type": subject_token_type,
+    }
+    form.update((name, value) for name, value in fields.items() if value)
+    return form
+
+
+def _key_parts(
+    grant: str, subject: _Subject, audience: str | None, scope: str | None
+) -> dict[str, Any]:
+    """What a cached result is keyed by; reads the client credentials (so a missing one fails
+    before any call to the tenant)."""
+    client_id, _ = token_endpoint.client_credentials()
     return {
         "grant": grant,
         "subject_token": subject.token,

@@ -31,7 +31,7 @@ from mcp.server.auth.settings import AuthSettings
 from pydantic import ConfigDict, Field
 from starlette.authentication import AuthCredentials
 
-from django_auth0_obo import audit, challenges
+from django_auth0_obo import audit, challenges, dpop_nonce
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable
 from django_auth0_obo.metadata import CACHE_SECONDS, build_metadata
@@ -166,6 +166,7 @@ def protect(
             await _send_json(send, 200, build_metadata(target), _metadata_headers())
             return
         headers = _headers(scope)
+        send = dpop_nonce.asgi_send(send, "dpop" in headers)  # refusals and the app's answers
         url = _request_url(scope, headers)
         try:
             verified = await averify(

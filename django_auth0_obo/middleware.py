@@ -16,7 +16,6 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from django_auth0_obo import dpop_nonce
-from django_auth0_obo.conf import obo_settings
 
 
 class DPoPNonceMiddleware:
@@ -43,10 +42,9 @@ class DPoPNonceMiddleware:
     @staticmethod
     def add_nonce(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Set a fresh ``DPoP-Nonce`` where a DPoP client can use it."""
-        if not obo_settings.DPOP_NONCE:
-            return response
-        if response.status_code == 401 or "HTTP_DPOP" in request.META:
-            response.headers[dpop_nonce.HEADER] = dpop_nonce.issue()
+        nonce = dpop_nonce.header_for(response.status_code, "HTTP_DPOP" in request.META)
+        if nonce is not None:
+            response.headers[dpop_nonce.HEADER] = nonce
         return response
 
 

@@ -22,6 +22,7 @@ from django_auth0_obo.authentication import Auth0Authentication
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
 from django_auth0_obo.exchange import (
     TOKEN_TYPE_ACCESS_TOKEN,
+    forget_token_on_behalf_of,
     get_token_on_behalf_of,
 )
 from django_auth0_obo.models import ExchangedToken
@@ -44,6 +45,7 @@ def claims_of(token: str) -> dict:
 def test_the_result_has_the_contract_fields_and_no_id_or_refresh_token(tenant):
     before = int(time.time())
     result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM, "calendar:read")
+    after = int(time.time())
 
     assert set(result) == {
         "access_token",
@@ -56,12 +58,30 @@ def test_the_result_has_the_contract_fields_and_no_id_or_refresh_token(tenant):
     assert result["token_type"] == "Bearer"
     assert result["issued_token_type"] == TOKEN_TYPE_ACCESS_TOKEN
     assert result["scope"] == "calendar:read"
-    assert result["expires_in"] == 3600
-    assert before + 3600 <= result["expires_at"] <= int(time.time()) + 3600
+    # The tenant's ``expires_in`` (3600) counts from when the request was sent; ``expires_in``
+    # in the result is what is left when it returns, whole seconds, so a second boundary
+    # crossed during the call takes one off. Pin exactly that rule, not a fixed number.
+    assert before + 3600 <= result["expires_at"] <= after + 3600
+    assert result["expires_at"] - after <= result["expires_in"] <= result["expires_at"] - before
+    assert 3600 - (after - before) <= result["expires_in"] <= 3600
     issued = claims_of(result["access_token"])
+    assert issued["exp"] - issued["iat"] == 3600
+    assert result["expires_at"] <= issued["exp"]  # never believed valid past the token's exp
     assert issued["sub"] == "auth0|user123"
     assert issued["aud"] == DOWNSTREAM
     assert issued["act"] == {"sub": tenant.client_id}
+
+
+def test_expires_in_is_what_is_left_when_the_result_returns(tenant):
+    # A slow tenant (over a second) makes the boundary case of the test above certain.
+    tenant.inject_fault("token", status=None, delay=1.1)
+    before = int(time.time())
+    result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM, "calendar:read")
+    after = int(time.time())
+
+    assert after - before >= 1
+    assert before + 3600 <= result["expires_at"] <= after + 3600
+    assert result["expires_at"] - after <= result["expires_in"] <= 3599
 
 
 def test_the_request_is_an_rfc_8693_form_with_client_secret_post(tenant):
@@ -171,6 +191,49 @@ def test_another_user_token_is_another_cache_entry(tenant):
 
     assert claims_of(result["access_token"])["sub"] == "auth0|bob"
     assert tenant.count("token") == 2
+
+
+@pytest.mark.parametrize("memo_ttl", [0, 5], ids=["no memo", "with the per-process memo"])
+def test_forgetting_a_cached_result_makes_the_next_call_ask_the_tenant_again(
+    tenant, settings, memo_ttl
+):
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "TOKEN_MEMO_TTL": memo_ttl}
+    subject = user_token(tenant)
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")  # a hit: memo
+
+    # Same key rules as the exchange: scope order and duplicates do not matter.
+    assert forget_token_on_behalf_of(subject, DOWNSTREAM, "calendar:write calendar:read")
+    assert ExchangedToken.objects.count() == 0
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read calendar:write")
+
+    assert tenant.count("token") == 2
+    assert ExchangedToken.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("audience", "scope", "sub"),
+    [
+        (DOWNSTREAM, "calendar:write", "auth0|user123"),
+        (DOWNSTREAM, None, "auth0|user123"),
+        (DEFAULT_AUDIENCE, "calendar:read", "auth0|user123"),
+        (DOWNSTREAM, "calendar:read", "auth0|someone-else"),
+    ],
+)
+def test_forgetting_touches_only_the_result_for_those_arguments(tenant, audience, scope, sub):
+    subject = user_token(tenant)
+    first = get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")
+    other_subject = subject if sub == "auth0|user123" else user_token(tenant, sub=sub)
+
+    assert forget_token_on_behalf_of(other_subject, audience, scope) is False
+    assert get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read") == first
+    assert tenant.count("token") == 1
+
+
+@pytest.mark.parametrize("audience", ["", "  ", None])
+def test_forgetting_refuses_what_the_exchange_refuses(tenant, audience):
+    with pytest.raises(ValueError, match="audience is required"):
+        forget_token_on_behalf_of(user_token(tenant), audience)
 
 
 @pytest.mark.parametrize("missing", ["CLIENT_ID", "CLIENT_SECRET"])

@@ -111,16 +111,19 @@ def test_a_second_nonce_demand_reaches_the_caller(
     assert statuses(api) == [(401, "use_dpop_nonce"), (401, "use_dpop_nonce")]
 
 
+@pytest.mark.parametrize("memo_ttl", [0, 5], ids=["no memo", "with the per-process memo"])
 def test_invalid_token_triggers_one_fresh_exchange(
-    tenant: LocalTenant, api: LocalResourceServer
+    tenant: LocalTenant, api: LocalResourceServer, settings: Any, memo_ttl: int
 ) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "TOKEN_MEMO_TTL": memo_ttl}
     token = user_token(tenant)
     assert call(tenant, api, token=token).status_code == 200
+    assert call(tenant, api, token=token).status_code == 200  # a cache hit (memo: remembered)
     api.revoke_next(1)
 
     response = call(tenant, api, token=token)
     assert response.status_code == 200
-    assert statuses(api)[1:] == [(401, "invalid_token"), (200, None)]
+    assert statuses(api)[2:] == [(401, "invalid_token"), (200, None)]
     assert tenant.count("token") == 2  # cached token dropped, exchanged again
     assert call(tenant, api, token=token).status_code == 200
     assert tenant.count("token") == 2  # ... and the new one is cached

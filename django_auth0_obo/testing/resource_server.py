@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 
-from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
 from django_auth0_obo.testing.jwk_encoding import access_token_hash
 from django_auth0_obo.testing.proofs import ProofError, check_proof
-from django_auth0_obo.testing.server import TenantHTTPServer
+from django_auth0_obo.testing.server import Serving
 from django_auth0_obo.testing.state import TenantState
 
 
@@ -90,38 +86,22 @@ class LocalResourceServer:
         self._jtis: set[str] = set()
         self._records: list[ResourceRequest] = []
         self._lock = threading.Lock()
-        self._server: TenantHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmpdir: Path | None = None
-        self._tls: TLSFiles | None = None
+        self._serving: Serving | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalResourceServer:
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="auth0-local-api-"))
-        self._tls = generate_tls_files(self._tmpdir)
-        server = TenantHTTPServer(("127.0.0.1", 0), self.state, self._tls.server_context())
-        server.RequestHandlerClass = ResourceRequestHandler
-        server.resource = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        serving = Serving.start(
+            self.state, ("127.0.0.1", 0), name="auth0-local-api", handler=ResourceRequestHandler
         )
-        self._thread.start()
+        serving.server.resource = self  # type: ignore[attr-defined]  # before its port is known
+        self._serving = serving
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_open_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = self._tls = None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
 
     def __enter__(self) -> LocalResourceServer:
         return self.start()
@@ -136,16 +116,17 @@ class LocalResourceServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the resource server is not started")
-        return int(self._server.server_address[1])
+        return self._running().port
 
     @property
     def ca_bundle(self) -> str:
         """Path of this API's CA certificate (``verify=`` for the downstream call)."""
-        if self._tls is None:
+        return str(self._running().tls.ca_cert)
+
+    def _running(self) -> Serving:
+        if self._serving is None:
             raise RuntimeError("the resource server is not started")
-        return str(self._tls.ca_cert)
+        return self._serving
 
     def url(self, path: str = "/") -> str:
         return f"https://{self.host}:{self.port}{path}"

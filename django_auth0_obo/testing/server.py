@@ -11,16 +11,21 @@ can cut keep-alive connections that would otherwise keep answering from a stoppe
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from django_auth0_obo.testing import authorization_server
+from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
 from django_auth0_obo.testing.oauth_endpoint import handle_token_request, log_faulted_token_request
 from django_auth0_obo.testing.state import TenantState
 
@@ -96,6 +101,51 @@ class TenantHTTPServer(ThreadingHTTPServer):
                 continue
 
 
+@dataclass(frozen=True)
+class Serving:
+    """A :class:`TenantHTTPServer` with its own CA and key files, serving in a daemon thread:
+    how the tenant and the resource servers run, started and stopped by the same code."""
+
+    server: TenantHTTPServer
+    thread: threading.Thread
+    tmpdir: Path
+    tls: TLSFiles
+
+    @classmethod
+    def start(
+        cls,
+        state: TenantState,
+        address: tuple[str, int],
+        *,
+        name: str,
+        handler: type[BaseHTTPRequestHandler] | None = None,
+    ) -> Serving:
+        """Write fresh TLS files, bind ``address`` (port 0: a free one) and serve."""
+        tmpdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        tls = generate_tls_files(tmpdir)
+        server = TenantHTTPServer(address, state, tls.server_context())
+        if handler is not None:
+            server.RequestHandlerClass = handler
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{name}:{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        return cls(server, thread, tmpdir, tls)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and delete the CA and key files."""
+        self.server.stop()
+        self.thread.join(timeout=5)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
 class TenantRequestHandler(BaseHTTPRequestHandler):
     """Routes discovery, JWKS and the token endpoint; applies faults; counts every request."""
 
@@ -130,6 +180,7 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         state = self.server.state
+        generation = state.generation
         path = urlsplit(self.path).path or "/"
         name = ROUTES.get(path) or authorization_server.ROUTES.get(path)
         body = self._read_body()
@@ -140,6 +191,11 @@ class TenantRequestHandler(BaseHTTPRequestHandler):
         self._trickle = fault.trickle if fault is not None else 0.0
         if fault is not None:
             if fault.delay and self.server.stopping.wait(fault.delay):
+                self.close_connection = True
+                return
+            if not state.is_current(generation):
+                # The tenant was reset while this request waited (its client timed out and the
+                # test moved on): answering would log it into the next test's token requests.
                 self.close_connection = True
                 return
             if fault.close:

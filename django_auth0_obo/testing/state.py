@@ -111,12 +111,16 @@ class TenantState:
         #: ``https://127.0.0.1:PORT`` while the server runs, else None.
         self.serving_at: str | None = None
         self._initial = (default_audience, signing_key, client_secret, app_secret)
+        #: Bumped by every :meth:`reset`; a request remembers the one it began in, so an answer
+        #: still pending from a previous test (a delayed one) is neither sent nor logged.
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
         """Back to the initial registry, keys and tunables; forget faults, counters and logs."""
         default_audience, signing_key, client_secret, app_secret = self._initial
         with self.lock:
+            self.generation += 1
             self.keys = KeyRing(signing_key)
             self.default_audience: str = default_audience
             self.apis: dict[str, ApiConfig] = config.default_apis()
@@ -141,6 +145,11 @@ class TenantState:
             self._token_requests: list[TokenRequest] = []
             self._server_errors: list[BaseException] = []
             self.faults.clear()
+
+    def is_current(self, generation: int) -> bool:
+        """False once :meth:`reset` ran after a request that began in ``generation``."""
+        with self.lock:
+            return generation == self.generation
 
     # -- addresses ---------------------------------------------------------------------------
 

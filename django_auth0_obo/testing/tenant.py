@@ -21,18 +21,14 @@ Default configuration (restored by :meth:`LocalTenant.reset`):
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from django_auth0_obo.testing import config
 from django_auth0_obo.testing.authorization_state import OAuthState
-from django_auth0_obo.testing.certs import TLSFiles, generate_tls_files
 from django_auth0_obo.testing.client_assertions import load_public_key
 from django_auth0_obo.testing.config import (
     ApiConfig,
@@ -43,7 +39,7 @@ from django_auth0_obo.testing.config import (
 )
 from django_auth0_obo.testing.faults import Fault
 from django_auth0_obo.testing.jws import encode_jws, merge
-from django_auth0_obo.testing.server import ROUTES, TenantHTTPServer
+from django_auth0_obo.testing.server import ROUTES, Serving
 from django_auth0_obo.testing.state import FederatedToken, TenantState, TokenRequest
 from django_auth0_obo.testing.tenant_keys import KeyRing, SigningKey
 
@@ -121,47 +117,28 @@ class LocalTenant:
             app_secret=config.new_secret(),
         )
         self._lock = threading.RLock()
-        self._server: TenantHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmpdir: Path | None = None
-        self._tls: TLSFiles | None = None
+        self._serving: Serving | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalTenant:
         """Bind a free port (or the one asked for), write the CA and serve in a daemon thread."""
         with self._lock:
-            if self._server is not None:
+            if self._serving is not None:
                 return self
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="auth0-local-tenant-"))
-            self._tls = generate_tls_files(self._tmpdir)
-            self._server = TenantHTTPServer(
-                (self.host, self._requested_port), self.state, self._tls.server_context()
+            self._serving = Serving.start(
+                self.state, (self.host, self._requested_port), name="auth0-local-tenant"
             )
-            self.state.serving_at = f"https://{self.host}:{self._server.server_address[1]}"
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"auth0-local-tenant:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+            self.state.serving_at = f"https://{self.host}:{self._serving.port}"
         return self
 
     def stop(self) -> None:
         """Stop serving, cut open connections and delete the CA and key files."""
         with self._lock:
-            server, thread, tmpdir = self._server, self._thread, self._tmpdir
-            self._server = self._thread = None
-            self._tmpdir = self._tls = None
+            serving, self._serving = self._serving, None
             self.state.serving_at = None
-        if server is None:
-            return
-        server.stop()
-        if thread is not None:
-            thread.join(timeout=5)
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        if serving is not None:
+            serving.stop()
 
     def __enter__(self) -> LocalTenant:
         return self.start()
@@ -182,19 +159,19 @@ class LocalTenant:
 
     # -- addresses ---------------------------------------------------------------------------
 
-    def _running(self) -> TenantHTTPServer:
-        server = self._server
-        if server is None:
+    def _running(self) -> Serving:
+        serving = self._serving
+        if serving is None:
             raise RuntimeError("the local tenant is not started")
-        return server
+        return serving
 
     @property
     def started(self) -> bool:
-        return self._server is not None
+        return self._serving is not None
 
     @property
     def port(self) -> int:
-        return int(self._running().server_address[1])
+        return self._running().port
 
     @property
     def domain(self) -> str:
@@ -225,9 +202,7 @@ class LocalTenant:
     @property
     def ca_bundle(self) -> str:
         """Path of the CA certificate PEM to trust (``requests``' ``verify=``)."""
-        self._running()
-        assert self._tls is not None
-        return str(self._tls.ca_cert)
+        return str(self._running().tls.ca_cert)
 
     @property
     def client_id(self) -> str:

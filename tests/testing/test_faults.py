@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import time
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -106,6 +109,40 @@ def test_reset_clears_faults(tenant: LocalTenant, http: requests.Session) -> Non
     tenant.reset()
 
     assert http.get(tenant.jwks_uri, timeout=5).status_code == 200
+
+
+def test_a_delayed_request_that_outlives_a_reset_is_neither_answered_nor_logged(
+    tenant: LocalTenant,
+) -> None:
+    # A client that gave up on a slow answer leaves the handler sleeping; if it answered after
+    # the next test's reset it would land in that test's ``token_requests``.
+    tenant.inject_fault("token", status=None, delay=2.0)
+    address = urlsplit(tenant.base_url)
+    context = ssl.create_default_context(cafile=tenant.ca_bundle)
+    connection = http.client.HTTPSConnection(
+        address.hostname or "127.0.0.1", address.port, context=context, timeout=30
+    )
+    form = {"grant_type": "client_credentials", "client_id": tenant.client_id}
+    form["client_secret"] = tenant.client_secret
+    form["audience"] = tenant.default_audience
+    connection.request(
+        "POST",
+        "/oauth/token",
+        body=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    deadline = time.monotonic() + 10
+    while tenant.count("token") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the request has arrived and is sleeping on its fault
+    assert tenant.count("token") == 1
+
+    tenant.reset()
+
+    with pytest.raises(http.client.RemoteDisconnected):
+        connection.getresponse()
+    connection.close()
+    assert tenant.token_requests == []
+    assert tenant.count("token") == 0
 
 
 def test_a_trickled_answer_arrives_whole_one_byte_at_a_time(

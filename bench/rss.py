@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadtest import CACHE_URL, DATABASE_URL, MCP_API, Server, drive, prepare_database  # noqa: E402
+from bench.loadtest import MCP_API, Server, drive, prepare_database, server_env  # noqa: E402
 
 
 def main() -> None:
@@ -39,19 +39,8 @@ def main() -> None:
     from django_auth0_obo.testing import LocalTenant
 
     with LocalTenant() as tenant:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "bench.loadsettings",
-            "DATABASE_URL": DATABASE_URL,
-            "CACHE_URL": CACHE_URL,
-            "AUTH0_DOMAIN": tenant.domain,
-            "AUTH0_AUDIENCE": MCP_API,
-            "AUTH0_CLIENT_ID": tenant.client_id,
-            "AUTH0_CLIENT_SECRET": tenant.client_secret,
-            "AUTH0_TLS_CA_BUNDLE": tenant.ca_bundle,
-            "BENCH_CACHE_PREFIX": f"rss-{os.getpid()}-{int(time.time())}",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
+        env = server_env(tenant)
+        env["BENCH_CACHE_PREFIX"] = f"rss-{os.getpid()}-{int(time.time())}"
         prepare_database(env)
         server = Server(env, workers=1, threads=4)
         samples: list[tuple[int, float]] = [(0, sum(server.worker_rss_mb()))]

@@ -1,4 +1,5 @@
-"""The DRF boundary: core exceptions become DRF exceptions with stable codes and short messages."""
+"""The DRF boundary: core exceptions and our permissions' refusals become DRF exceptions with
+stable codes and short messages, here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ from rest_framework.response import Response
 from django_auth0_obo import exchange_errors
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable, TokenExchangeError
 
+# The stable ``code`` of each refusal by our permissions (the README's permission table).
+NOT_AN_AUTH0_TOKEN = "not_an_auth0_token"
+DIRECT_TOKEN_NOT_ALLOWED = "direct_token_not_allowed"
+ACTOR_NOT_ALLOWED = "actor_not_allowed"
+ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
+DELEGATION_TOO_DEEP = "delegation_too_deep"
+#: RFC 6750 §3.1: the token lacks a scope the request needs.
+INSUFFICIENT_SCOPE = "insufficient_scope"
+#: A claim check (``claim_equals`` / ``claim_includes``) failed.
+CLAIM_MISMATCH = "claim_mismatch"
+
+#: Refusals that concern the actor (they send ``actor_denied``).
+ACTOR_REASONS = frozenset(
+    {ACTOR_NOT_ALLOWED, DIRECT_TOKEN_NOT_ALLOWED, ACTOR_AZP_MISMATCH, DELEGATION_TOO_DEEP}
+)
+
 
 class Auth0AuthenticationFailed(exceptions.AuthenticationFailed):
     """401 (or 400 for ``invalid_request``) carrying the RFC error code of the core error."""
@@ -18,6 +35,22 @@ class Auth0AuthenticationFailed(exceptions.AuthenticationFailed):
         self.status_code = error.status_code
         self.auth0_error = error
         super().__init__(detail=error.description, code=error.error)
+
+
+class Auth0PermissionDenied(exceptions.PermissionDenied):
+    """403 whose body is ``{"detail": message, "code": code}``: one of our permissions refused."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.refusal_code = code
+        super().__init__(detail={"detail": message, "code": code})
+
+
+class InsufficientScope(Auth0PermissionDenied):
+    """403 ``insufficient_scope`` with its ``WWW-Authenticate`` challenge (RFC 6750 §3.1)."""
+
+    def __init__(self, message: str, auth_header: str) -> None:
+        super().__init__(INSUFFICIENT_SCOPE, message)
+        self.auth_header = auth_header
 
 
 class ServiceUnavailable(exceptions.APIException):

@@ -12,4 +12,4 @@ class DjangoAuth0OboConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the checks; connects the audit trail's receivers.
-        from django_auth0_obo import audit, checks  # noqa: F401
+        from django_auth0_obo import audit, checks, view_checks  # noqa: F401

@@ -1,17 +1,14 @@
 """The delegation audit trail: one ``DelegationEvent`` row per audited request or exchange.
 
 How a request's row is written exactly once, after the permission decision, with nothing in the
-view but ``Auth0Authentication``:
+view but ``Auth0Authentication`` (the order of calls is told in :mod:`.instrument`):
 
-1. ``token_verified`` (sent by the authentication class on success) calls :func:`begin`, which
-   builds a pending event from the verified claims and the request (never the token) and keeps it
-   on the Django request. When the DRF view is known, its ``check_permissions`` is wrapped on that
-   view *instance*: DRF authenticates in ``initial()`` just before it checks permissions, so the
-   wrapper sees the whole decision, whichever permission classes the view uses.
+1. :func:`begin` builds a pending event from the verified token and the request (never the
+   token itself) and keeps it on the Django request.
 2. Our permissions call :func:`mark_denied` with their reason code when the view refuses.
-3. The wrapper writes the row as soon as the decision is known: ``allowed`` when
-   ``check_permissions`` returns, ``denied`` (with our reason, or the DRF exception's code for
-   other permission classes) when it raises.
+3. :func:`decided` writes the row as soon as the view's ``check_permissions`` has returned
+   (``allowed``) or raised (``denied``, with our reason, or the DRF exception's code for other
+   permission classes).
 4. Backstop: every pending event is also listed in a context variable, and ``request_finished``
    writes any that were not written yet (a view that authenticates lazily inside its permission
    check, or a call outside a DRF view). Under ``ATOMIC_REQUESTS`` rows are deferred to
@@ -19,7 +16,9 @@ view but ``Auth0Authentication``:
    its denial row with it. A ``written`` flag makes every path idempotent.
 
 Rows are not written by the request: :mod:`.audit_buffer` queues them and writes them in batches
-(a database error keeps them queued; it never fails the request).
+(a database error keeps them queued, logs at ERROR and sends ``audit_write_failed``; it never
+fails the request). What cannot be stored (NUL, lone surrogates) is escaped by :func:`storable`
+when the fields are built, so no request can make its row fail.
 Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signals (kind
 ``exchange``).
 """
@@ -27,11 +26,11 @@ Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signal
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.core.signals import request_finished, request_started
 from django.db import connections, router
@@ -42,14 +41,15 @@ from django_auth0_obo import audit_buffer, signals
 from django_auth0_obo.act import get_delegation_chain
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import InvalidActClaim
+from django_auth0_obo.tokens import bound_jkt
 from django_auth0_obo.verified import VerifiedToken
 
 logger = logging.getLogger("django_auth0_obo")
 
+_T = TypeVar("_T")
+
 #: Attribute on the Django ``HttpRequest`` holding its pending event.
 PENDING_ATTRIBUTE = "auth0_obo_audit_event"
-#: Marker set on a view instance once its ``check_permissions`` is wrapped.
-HOOKED_ATTRIBUTE = "_auth0_obo_check_permissions_hooked"
 
 ALLOWED = "allowed"
 DENIED = "denied"
@@ -77,7 +77,7 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
     if mode == "off":
         return None
     django_request = getattr(request, "_request", request)
-    existing = getattr(django_request, PENDING_ATTRIBUTE, None)
+    existing: PendingEvent | None = getattr(django_request, PENDING_ATTRIBUTE, None)
     if existing is not None:
         return existing
     view = (getattr(request, "parser_context", None) or {}).get("view")
@@ -87,9 +87,18 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
     )
     setattr(django_request, PENDING_ATTRIBUTE, event)
     _remember(event)
-    if view is not None:
-        _hook_check_permissions(view, event)
     return event
+
+
+def decided(request: Request, error: BaseException | None = None) -> None:
+    """The view's permission check returned (``error`` None) or raised ``error``: write the row."""
+    event = getattr(getattr(request, "_request", request), PENDING_ATTRIBUTE, None)
+    if event is None:
+        return
+    if error is not None and event.outcome != DENIED and not event.written:
+        event.outcome = DENIED
+        event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
+    settle(event)
 
 
 def mark_denied(request: Request, reason: str) -> None:
@@ -120,6 +129,28 @@ def write_event(fields: dict[str, Any]) -> None:
     audit_buffer.add(fields)
 
 
+def storable(value: _T) -> _T:
+    """``value`` (a string, or a list or dict of them) with what a database cannot store
+    escaped: NUL (PostgreSQL text and jsonb refuse it) and lone surrogates (not UTF-8) become
+    ``\\uXXXX``, and ``\\`` becomes ``\\\\`` so an escape cannot be forged by sending one."""
+    escaped: Any = value
+    if isinstance(value, str):
+        escaped = _UNSTORABLE.sub(_escape, value)
+    elif isinstance(value, list):
+        escaped = [storable(item) for item in value]
+    elif isinstance(value, dict):
+        escaped = {storable(key): storable(item) for key, item in value.items()}
+    return cast(_T, escaped)
+
+
+_UNSTORABLE = re.compile(r"[\\\x00\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\u{ord(char):04x}"
+
+
 def flush() -> int:
     """Write every buffered audit row now (tests, shutdown hooks); return how many rows."""
     return audit_buffer.flush()
@@ -137,53 +168,36 @@ def request_fields(request: Request, token: VerifiedToken, view: Any = None) -> 
         method=django_request.method or "",
         path=django_request.path,  # never the query string: it may carry secrets
         view_name=view_name,
-        audience=_matched_audience(token.claims, view),
     )
 
 
 def token_fields(
-    token: VerifiedToken, *, method: str, path: str, view_name: str, audience: str
+    token: VerifiedToken, *, method: str, path: str, view_name: str, audience: str | None = None
 ) -> dict[str, Any]:
-    """The audit fields of a call made with ``token`` (also for non-DRF callers, e.g. MCP)."""
+    """The audit fields of a call made with ``token`` (DRF views, and callers outside DRF),
+    escaped for storage. ``audience`` defaults to the one verification matched."""
     claims = token.claims
     chain = token.delegation_chain
-    return {
-        "kind": "request",
-        "subject": _str(claims.get("sub")),
-        "current_actor": chain[0] if chain else "",
-        "delegation_chain": chain,
-        "depth": len(chain),
-        "azp": _str(claims.get("azp")),
-        "org_id": _str(claims.get("org_id")),
-        "audience": audience,
-        "scopes": " ".join(sorted(token.scopes)),
-        "method": method,
-        "path": path,
-        "view_name": view_name,
-        "jkt": token.jkt or "",
-        "jti": _str(claims.get("jti")),
-    }
-
-
-def _hook_check_permissions(view: Any, event: PendingEvent) -> None:
-    if getattr(view, HOOKED_ATTRIBUTE, False):
-        return
-    original = view.check_permissions
-
-    @functools.wraps(original)
-    def check_permissions(request: Request) -> None:
-        try:
-            original(request)
-        except Exception as error:
-            if event.outcome != DENIED and not event.written:
-                event.outcome = DENIED
-                event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
-            settle(event)
-            raise
-        settle(event)
-
-    view.check_permissions = check_permissions
-    setattr(view, HOOKED_ATTRIBUTE, True)
+    return storable(
+        {
+            "kind": "request",
+            "subject": _str(claims.get("sub")),
+            "current_actor": chain[0] if chain else "",
+            "actor_client_id": token.actor_client_id or "",
+            "actor_profile": token.actor_profile or "",
+            "delegation_chain": chain,
+            "depth": len(chain),
+            "azp": _str(claims.get("azp")) or _str(claims.get("client_id")),
+            "org_id": _str(claims.get("org_id")),
+            "audience": token.audience if audience is None else audience,
+            "scopes": " ".join(sorted(token.scopes)),
+            "method": method,
+            "path": path,
+            "view_name": view_name,
+            "jkt": token.jkt or "",
+            "jti": _str(claims.get("jti")),
+        }
+    )
 
 
 def _remember(event: PendingEvent) -> None:
@@ -217,13 +231,6 @@ request_started.connect(_flush_pending, dispatch_uid="django_auth0_obo.audit.sta
 request_finished.connect(_flush_pending, dispatch_uid="django_auth0_obo.audit.finished")
 
 
-def _on_token_verified(sender: Any, request: Request, token: VerifiedToken, **kwargs: Any) -> None:
-    begin(request, token)
-
-
-signals.token_verified.connect(_on_token_verified, dispatch_uid="django_auth0_obo.audit.verified")
-
-
 # Exchanges.
 
 
@@ -238,10 +245,13 @@ def record_exchange(
     cache_hit: bool | None = None,
     claims: dict[str, Any] | None = None,
     error: str | None = None,
+    subject_audience: str | None = None,
 ) -> None:
     """Write one ``exchange`` row: this API (the new actor) asked for ``audience``."""
     if obo_settings.AUDIT == "off":
         return
+    verified = claims is not None
+    reason = storable((error or "")[:64])
     claims = claims or {}
     try:
         earlier = get_delegation_chain(claims)
@@ -249,28 +259,33 @@ def record_exchange(
         earlier = []
     me = obo_settings.CLIENT_ID or ""
     chain = [me, *earlier] if me else earlier
-    fields = {
-        "kind": "exchange",
-        "grant": grant or "",
-        "subject": subject or _str(claims.get("sub")),
-        "current_actor": me,
-        "delegation_chain": chain,
-        "depth": len(chain),
-        "azp": _str(claims.get("azp")),
-        "org_id": _str(claims.get("org_id")),
-        "audience": _matched_audience(claims, None),
-        "scopes": _str(claims.get("scope")),
-        "target_audience": audience or "",
-        "requested_scope": requested_scope or "",
-        "granted_scope": granted_scope or "",
-        "cache_hit": cache_hit,
-        "outcome": outcome,
-        "reason": (error or "")[:64],
-        "upstream_error": (error or "")[:64],
-        "jti": _str(claims.get("jti")),
-        "jkt": _str(cnf.get("jkt")) if isinstance(cnf := claims.get("cnf"), dict) else "",
-    }
-    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=fields["reason"])
+    fields = storable(
+        {
+            "kind": "exchange",
+            "grant": grant or "",
+            "subject": subject or _str(claims.get("sub")),
+            "current_actor": me,
+            "delegation_chain": chain,
+            "depth": len(chain),
+            "azp": _str(claims.get("azp")),
+            "org_id": _str(claims.get("org_id")),
+            "audience": subject_audience or "",
+            "scopes": _str(claims.get("scope")),
+            "target_audience": audience or "",
+            "requested_scope": requested_scope or "",
+            "granted_scope": granted_scope or "",
+            "cache_hit": cache_hit,
+            "outcome": outcome,
+            "reason": reason,
+            "upstream_error": reason,
+            "jti": _str(claims.get("jti")),
+            "jkt": bound_jkt(claims) or "",
+            # A subject read from a raw-string token is the caller's word, unless the tenant
+            # accepted that token (the exchange succeeded).
+            "subject_verified": verified or outcome == ALLOWED,
+        }
+    )
+    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=reason)
     if _in_request_transaction():
         _remember(event)
         return
@@ -288,6 +303,7 @@ def _record_from_signal(outcome: str, kwargs: dict[str, Any]) -> None:
         granted_scope=kwargs.get("granted_scope"),
         cache_hit=kwargs.get("cache_hit"),
         claims=kwargs.get("claims"),
+        subject_audience=kwargs.get("subject_audience"),
         error=(kwargs.get("error") or "exchange_failed") if outcome == DENIED else None,
     )
 
@@ -334,19 +350,3 @@ def purge_old_events(days: int | None = None, batch_size: int = 1000, dry_run: b
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _matched_audience(claims: dict[str, Any] | Any, view: Any) -> str:
-    """The token audience this API accepted it for (the view's narrowing, else the settings')."""
-    aud = claims.get("aud") if hasattr(claims, "get") else None
-    auds = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
-    accepted: tuple[str, ...] = ()
-    narrowed = getattr(view, "audience", None) if view is not None else None
-    if narrowed:
-        accepted = (narrowed,) if isinstance(narrowed, str) else tuple(narrowed)
-    else:
-        accepted = obo_settings.audiences
-    for candidate in auds:
-        if candidate in accepted:
-            return candidate
-    return auds[0] if auds else ""

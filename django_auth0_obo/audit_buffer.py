@@ -35,6 +35,7 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
+from django_auth0_obo import signals
 from django_auth0_obo.conf import obo_settings
 
 logger = logging.getLogger("django_auth0_obo")
@@ -136,11 +137,14 @@ class AuditBuffer:
                     written += len(batch)
             except Exception as error:  # whatever failed, the rows are kept, never dropped
                 self._requeue(rows[written:])
-                logger.warning(
+                logger.error(  # loud: a quiet failure would let a caller hide its own calls
                     "Could not write %d delegation audit row(s) (%s); kept for the next flush.",
                     len(rows) - written,
                     type(error).__name__,
                     exc_info=not isinstance(error, DatabaseError),
+                )
+                signals.audit_write_failed.send(
+                    sender=AuditBuffer, error=error, rows=list(rows[written:])
                 )
                 if isinstance(error, DatabaseError):
                     _close_broken_connection()

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from django_auth0_obo import challenges, domains, forwarded_ip, signals, verification
+from django_auth0_obo import challenges, domains, forwarded_ip, instrument, signals, verification
 from django_auth0_obo.api_exceptions import Auth0AuthenticationFailed, ServiceUnavailable
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 from django_auth0_obo.exceptions import (
     AuthenticationError,
     InvalidToken,
@@ -41,6 +42,7 @@ class Auth0Authentication(BaseAuthentication):
 
     keywords = ("bearer", "dpop")
 
+    @sensitive_variables()
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
         forwarded_ip.remember_request(request._request)
         domains.remember_request(request._request)
@@ -58,15 +60,18 @@ class Auth0Authentication(BaseAuthentication):
         except TenantUnavailable as error:
             logger.warning("Cannot verify tokens: %s", error.description)
             raise ServiceUnavailable() from error
+        instrument.request_authenticated(request, verified)
         signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 
+    @sensitive_variables()
     def get_credentials(self, request: Request) -> tuple[str, str] | None:
         """Return ``(scheme, raw token)`` from the Authorization header, or None if not ours."""
         return verification.parse_authorization(
             request.META.get("HTTP_AUTHORIZATION"), self.keywords
         )
 
+    @sensitive_variables()
     def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
         """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
         return verification.verify_credentials(
@@ -78,6 +83,7 @@ class Auth0Authentication(BaseAuthentication):
             audiences=self.get_audiences(request),
         )
 
+    @sensitive_variables()
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
         return verification.parse_dpop_header(request.META.get("HTTP_DPOP"))
@@ -85,13 +91,8 @@ class Auth0Authentication(BaseAuthentication):
     def get_audiences(self, request: Request) -> Sequence[str] | None:
         """Return the view's ``audience`` narrowing (str or list), or None for the settings'."""
         view = (getattr(request, "parser_context", None) or {}).get("view")
-        if view is None:
-            return None
-        getter = getattr(view, "get_audience", None)
-        audience = getter() if callable(getter) else getattr(view, "audience", None)
-        if audience is None:
-            return None
-        return (audience,) if isinstance(audience, str) else tuple(audience)
+        audience = view_option(view, "audience")
+        return None if audience is None else as_tuple(audience)
 
     def get_user(self, verified: VerifiedToken) -> Any:
         """Return ``USER_RESOLVER(claims)`` when configured, else a stateless ``Auth0User``."""
@@ -104,10 +105,9 @@ class Auth0Authentication(BaseAuthentication):
         return user
 
     def authenticate_header(self, request: Request) -> str:
-        return challenges.authenticate_header(
-            realm=obo_settings.REALM,
-            dpop_mode=obo_settings.DPOP_MODE,
-            dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-            error=getattr(request._request, ERROR_ATTRIBUTE, None),
-            resource_metadata=challenges.resource_metadata_url(request),
-        )
+        """The 401 challenge: the failure's RFC error code if any, and ``scope=`` (the view's
+        required scopes, else SCOPES_SUPPORTED)."""
+        error: AuthenticationError | None = getattr(request._request, ERROR_ATTRIBUTE, None)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        scope = challenges.challenge_scope(view_option(view, "required_scopes"))
+        return challenges.for_request(request, **challenges.challenge_values(error, scope=scope))

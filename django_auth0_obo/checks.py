@@ -16,6 +16,7 @@ from django_auth0_obo.conf import (
     DEFAULTS,
     DPOP_MODES,
     SETTINGS_NAME,
+    as_tuple,
 )
 from django_auth0_obo.domains import is_host_port as _is_host_port
 from django_auth0_obo.dpop_key import parse_client_key
@@ -28,11 +29,7 @@ def _error(msg: str, id_: int, hint: str | None = None) -> Error:
 
 
 def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return list(value)
+    return list(as_tuple(value))
 
 
 def _is_asymmetric(alg: Any) -> bool:

@@ -128,7 +128,7 @@ class OboSettings:
     @property
     def audiences(self) -> tuple[str, ...]:
         """Accepted ``aud`` values for incoming tokens."""
-        return self._derived("audiences", lambda s: _as_tuple(s.AUDIENCE))
+        return self._derived("audiences", lambda s: as_tuple(s.AUDIENCE))
 
     @property
     def resource(self) -> str | None:
@@ -160,7 +160,8 @@ class OboSettings:
             callback()
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
+def as_tuple(value: Any) -> tuple[str, ...]:
+    """A setting or view attribute that may be one string or a list of strings, as a tuple."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -170,8 +171,17 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def _domains(s: OboSettings) -> tuple[str, ...]:
     if s.DOMAINS and not isinstance(s.DOMAINS, str):  # a str is a resolver (see .domains)
-        return _as_tuple(s.DOMAINS)
-    return _as_tuple(s.DOMAIN)
+        return as_tuple(s.DOMAINS)
+    return as_tuple(s.DOMAIN)
+
+
+def view_option(view: Any, name: str) -> Any:
+    """Per-view configuration, DRF style: ``view.get_<name>()`` when defined, else
+    ``view.<name>``, else None (the caller then falls back to the setting)."""
+    if view is None:
+        return None
+    getter = getattr(view, f"get_{name}", None)
+    return getter() if callable(getter) else getattr(view, name, None)
 
 
 _reload_callbacks: list[Any] = []

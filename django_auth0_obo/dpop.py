@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import jwt
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import conf, jose, replay
 from django_auth0_obo.conf import obo_settings
@@ -130,14 +131,14 @@ def allowed_algorithms() -> frozenset[str]:
     try:
         return _allowed["algs"]
     except KeyError:
-        configured = obo_settings.DPOP_ALGORITHMS or ()
-        if isinstance(configured, str):
-            configured = (configured,)
-        algs = frozenset(configured) & jose.ASYMMETRIC_ALGORITHMS
+        algs = frozenset(conf.as_tuple(obo_settings.DPOP_ALGORITHMS)) & jose.ASYMMETRIC_ALGORITHMS
         _allowed["algs"] = algs
         return algs
 
 
+@sensitive_variables(
+    "proof", "access_token", "signing_input", "signature_b64", "header_b64", "payload_b64"
+)
 def verify_proof(
     proof: str,
     *,

@@ -73,6 +73,18 @@ class UseDPoPNonce(AuthenticationError):
     default_description = "Resource server requires nonce in DPoP proof."
 
 
+class UnverifiedBoundToken(Auth0OboError, ValueError):
+    """Refusal to exchange a sender-constrained token whose binding nobody verified here.
+
+    The tenant does not re-check ``cnf.jkt`` during an exchange, so only a ``VerifiedToken``
+    whose DPoP proof matched its binding may be exchanged. A programming error, not the
+    caller's: a ValueError, answered 500 if it escapes a view.
+    """
+
+    error = "unverified_bound_token"
+    default_description = "Refusing to exchange a DPoP-bound token whose proof was not verified."
+
+
 class TenantUnavailable(Auth0OboError):
     """The tenant's discovery document or keys could not be obtained and none are cached."""
 

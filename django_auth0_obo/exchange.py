@@ -26,7 +26,7 @@ from typing import Any, NotRequired, TypedDict
 
 from django_auth0_obo import domains, exchange_errors, jose, signals, token_endpoint
 from django_auth0_obo.act import get_delegation_chain
-from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError
+from django_auth0_obo.exceptions import InvalidActClaim, TokenExchangeError, UnverifiedBoundToken
 from django_auth0_obo.exchange_params import (
     check_optional,
     check_required,
@@ -42,6 +42,7 @@ from django_auth0_obo.token_cache import (
     normalize_scope,
     revoke_tokens,
 )
+from django_auth0_obo.tokens import bound_jkt
 from django_auth0_obo.verified import VerifiedToken
 
 __all__ = [
@@ -102,6 +103,8 @@ class _Subject:
     verified: Mapping[str, Any] | None
     #: Verified claims, or claims read without verification (metadata only), or {}.
     claims: Mapping[str, Any]
+    #: The audience verification matched (a VerifiedToken was given), else None.
+    audience: str | None = None
 
     @property
     def sub(self) -> str | None:
@@ -304,6 +307,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
             connection=exchange.connection,
             requested_scope=exchange.requested_scope,
             claims=exchange.subject.verified,
+            subject_audience=exchange.subject.audience,
             error=exc.error,
             error_description=exc.error_description,
             status_code=exc.status_code,
@@ -322,6 +326,7 @@ def _run(exchange: _Exchange) -> dict[str, Any]:
         token_type=issued.token_type or None,
         expires_at=issued.expires_at,
         claims=exchange.subject.verified,
+        subject_audience=exchange.subject.audience,
     )
     return _result(issued, exchange.passthrough if not lookup.cache_hit else ())
 
@@ -382,26 +387,26 @@ def _subject(token: str | VerifiedToken, *, access_token_type: bool) -> _Subject
     if isinstance(token, VerifiedToken):
         raw = check_subject_token(token.token, "access_token")
         claims = token.claims
-        bound = _bound_jkt(claims)
+        bound = token.bound_jkt
         if bound is not None and not (
             token.scheme == "DPoP"
             and token.jkt is not None
             and hmac.compare_digest(bound.encode(), token.jkt.encode())
         ):
-            raise ValueError(
+            raise UnverifiedBoundToken(
                 "This DPoP-bound token was not verified with a DPoP proof for its key: refusing "
                 "to exchange it."
             )
-        return _Subject(raw, claims, claims)
+        return _Subject(raw, claims, claims, token.audience)
     raw = check_subject_token(token, "access_token")
     claims = _peek(raw)
     if access_token_type and _certificate_bound(claims):
-        raise ValueError(
+        raise UnverifiedBoundToken(
             "Refusing to exchange a certificate-bound token (cnf.x5t#S256): mTLS-bound tokens "
             "are not supported, and the tenant does not re-check the binding."
         )
-    if access_token_type and _bound_jkt(claims) is not None:
-        raise ValueError(
+    if access_token_type and bound_jkt(claims) is not None:
+        raise UnverifiedBoundToken(
             "Refusing to exchange a raw DPoP-bound token: the tenant does not re-check the "
             "binding, so only a proof-verified request.auth (a VerifiedToken with scheme DPoP) "
             "may be exchanged."
@@ -449,13 +454,6 @@ def _peek(token: str) -> dict[str, Any]:
         return jose.decode_object(jose.split_compact(token.encode("ascii"))[1])
     except (jose.JOSEError, UnicodeEncodeError, AttributeError):
         return {}
-
-
-def _bound_jkt(claims: Mapping[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    if isinstance(cnf, Mapping) and cnf.get("jkt") is not None:
-        return str(cnf["jkt"])
-    return None
 
 
 def _certificate_bound(claims: Mapping[str, Any]) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,10 +31,10 @@ from pydantic import ConfigDict, Field
 from starlette.authentication import AuthCredentials
 
 from django_auth0_obo import audit, challenges, dpop_nonce
+from django_auth0_obo.api_exceptions import INSUFFICIENT_SCOPE
 from django_auth0_obo.conf import obo_settings
 from django_auth0_obo.exceptions import AuthenticationError, TenantUnavailable
 from django_auth0_obo.metadata import CACHE_SECONDS, build_metadata
-from django_auth0_obo.permissions import INSUFFICIENT_SCOPE, InsufficientScopeError
 from django_auth0_obo.verification import MissingCredentials, averify, challenge_for
 from django_auth0_obo.verified import VerifiedToken
 from django_auth0_obo.workers import run_in_worker
@@ -105,13 +104,11 @@ class Auth0TokenVerifier:
             logger.warning("Cannot verify tokens: %s", error.description)
             return None
         path = urlsplit(resource).path or "/"
-        await _audit(verified, "POST", path, audit.ALLOWED, "", self.audience)
-        return _access_token(verified, self.audience)
+        await _audit(verified, "POST", path, audit.ALLOWED, "")
+        return _access_token(verified)
 
 
-def _access_token(
-    verified: VerifiedToken, audience: str | Sequence[str] | None
-) -> Auth0AccessToken:
+def _access_token(verified: VerifiedToken) -> Auth0AccessToken:
     """The SDK's view of a verified token: its principal is (``azp``, ``iss``, ``sub``), which
     the SDK binds streamable-HTTP sessions to."""
     claims = dict(verified.claims)
@@ -121,7 +118,7 @@ def _access_token(
         client_id=client_id if isinstance(client_id, str) else "",
         scopes=sorted(verified.scopes),
         expires_at=verified.expires_at,
-        resource=_matched_audience(claims, audience) or None,
+        resource=verified.audience or None,
         subject=verified.sub,
         claims=claims,
         verified=verified,
@@ -194,25 +191,22 @@ def protect(
         missing = [s for s in scopes if s not in verified.scopes]
         if missing:
             description = f"Missing scope(s): {' '.join(missing)}."
-            await _audit(
-                verified, scope["method"], path, audit.DENIED, INSUFFICIENT_SCOPE, audience
-            )
-            header = challenges.authenticate_header(
-                realm=obo_settings.REALM,
-                dpop_mode="required" if verified.scheme == "DPoP" else "disabled",
-                dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-                error=InsufficientScopeError(description),
-                scope=" ".join(scopes),
+            await _audit(verified, scope["method"], path, audit.DENIED, INSUFFICIENT_SCOPE)
+            header = challenges.from_settings(
                 resource_metadata=challenge_url(url, target),
+                error=INSUFFICIENT_SCOPE,
+                error_description=description,
+                scope=" ".join(scopes),
+                dpop_mode="required" if verified.scheme == "DPoP" else "disabled",
             )
             body = {"error": INSUFFICIENT_SCOPE, "error_description": description}
             await _send_json(send, 403, body, [(b"www-authenticate", header)])
             return
-        await _audit(verified, scope["method"], path, audit.ALLOWED, "", audience)
+        await _audit(verified, scope["method"], path, audit.ALLOWED, "")
         # What the SDK's own auth middleware would leave: the user (the SDK binds each session to
         # its creator's principal, so another token cannot use it) and the context variable its
         # get_access_token() and our get_verified_token() read.
-        user = AuthenticatedUser(_access_token(verified, audience))
+        user = AuthenticatedUser(_access_token(verified))
         scope["user"] = user
         scope["auth"] = AuthCredentials(user.scopes)
         reset = auth_context_var.set(user)
@@ -237,7 +231,6 @@ async def _audit(
     path: str,
     outcome: str,
     reason: str,
-    audience: str | Sequence[str] | None = None,
 ) -> None:
     """Write the request's audit row (off the loop) when AUDIT wants it."""
     mode = obo_settings.AUDIT
@@ -245,20 +238,9 @@ async def _audit(
         outcome == audit.ALLOWED and mode == "delegated" and not verified.is_delegated
     ):
         return
-    fields = audit.token_fields(
-        verified,
-        method=method,
-        path=path,
-        view_name="mcp",
-        audience=_matched_audience(verified.claims, audience),
-    )
+    fields = audit.token_fields(verified, method=method, path=path, view_name="mcp")
     fields.update(outcome=outcome, reason=reason)
     await run_in_worker(audit.write_event, fields)
-
-
-def _matched_audience(claims: Any, audience: str | Sequence[str] | None) -> str:
-    """The audience the token was accepted for (the audit's rule, with this narrowing)."""
-    return audit._matched_audience(claims, SimpleNamespace(audience=audience))
 
 
 def _headers(scope: Scope) -> dict[str, str]:

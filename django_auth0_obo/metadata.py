@@ -49,12 +49,20 @@ def build_metadata(
     return document
 
 
-def resource_for_path(resource_path: str) -> str | None:
-    """The configured resource whose URL path is ``resource_path`` (RFC 9728 §3.1), if any."""
-    wanted = "/" + resource_path.strip("/")
+def resource_path(resource: str) -> str:
+    """The path of a resource identifier as the metadata URL carries it (RFC 9728 §3.1: the
+    well-known segment goes between host and path), without slashes at either end; "" for a
+    resource without a path."""
+    return urlsplit(resource).path.strip("/")
+
+
+def resource_for_path(path: str) -> str | None:
+    """The configured resource whose URL path is ``path`` (RFC 9728 §3.1), if any: RESOURCE
+    first, then the accepted audiences."""
+    wanted = path.strip("/")
     candidates = [obo_settings.resource, *obo_settings.audiences]
     for candidate in candidates:
-        if candidate and (urlsplit(candidate).path.rstrip("/") or "/") == wanted:
+        if candidate and wanted and resource_path(candidate) == wanted:
             return candidate
     return None
 

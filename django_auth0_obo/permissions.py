@@ -3,70 +3,57 @@ scopes (``HasScopes``).
 
 Both return False rather than raise, so they compose with DRF's ``&``, ``|`` and ``~`` like any
 permission. When one of them refused and the view's overall decision is a refusal, the view's
-``permission_denied`` (wrapped on the view instance the first time one of ours refuses) turns
-DRF's generic ``PermissionDenied`` into ours: a 403 whose body carries a machine-readable ``code``,
-an ``insufficient_scope`` challenge for scopes, an audit row with the reason, and the
-``actor_denied`` signal. If a composition lets the request through, nothing of that happens.
+``permission_denied`` turns DRF's generic ``PermissionDenied`` into ours: a 403 whose body
+carries a machine-readable ``code``, an ``insufficient_scope`` challenge for scopes, an audit row
+with the reason, and the ``actor_denied`` signal (see :mod:`django_auth0_obo.instrument`). If a
+composition lets the request through, nothing of that happens.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from rest_framework import exceptions
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from django_auth0_obo import audit, challenges, signals
-from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.exceptions import AuthenticationError
+from django_auth0_obo.api_exceptions import (
+    ACTOR_AZP_MISMATCH,
+    ACTOR_NOT_ALLOWED,
+    ACTOR_REASONS,
+    CLAIM_MISMATCH,
+    DELEGATION_TOO_DEEP,
+    DIRECT_TOKEN_NOT_ALLOWED,
+    INSUFFICIENT_SCOPE,
+    NOT_AN_AUTH0_TOKEN,
+)
+from django_auth0_obo.conf import as_tuple, obo_settings, view_option
+from django_auth0_obo.instrument import Refusal, record_refusal, refusal_exception
 from django_auth0_obo.verified import VerifiedToken
 
-#: Attribute on the Django ``HttpRequest`` listing this request's refusals, oldest first.
-REFUSALS_ATTRIBUTE = "auth0_obo_refusals"
-#: Marker set on a view instance once its ``permission_denied`` is wrapped.
-HOOKED_ATTRIBUTE = "_auth0_obo_permission_denied_hooked"
-
-ACTOR_NOT_ALLOWED = "actor_not_allowed"
-DIRECT_TOKEN_NOT_ALLOWED = "direct_token_not_allowed"
-ACTOR_AZP_MISMATCH = "actor_azp_mismatch"
-DELEGATION_TOO_DEEP = "delegation_too_deep"
-NOT_AN_AUTH0_TOKEN = "not_an_auth0_token"
-INSUFFICIENT_SCOPE = "insufficient_scope"
-
-#: Reasons that concern the actor (they send ``actor_denied``).
-ACTOR_REASONS = frozenset(
-    {ACTOR_NOT_ALLOWED, DIRECT_TOKEN_NOT_ALLOWED, ACTOR_AZP_MISMATCH, DELEGATION_TOO_DEEP}
-)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why one of our permissions said no: a stable code, a message (never a token)."""
-
-    code: str
-    message: str
-    actor: str | None = None
-    scopes: tuple[str, ...] = ()
-
-
-class Auth0PermissionDenied(exceptions.PermissionDenied):
-    """403 whose body is ``{"detail": message, "code": code}``."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
-        super().__init__(detail={"detail": refusal.message, "code": refusal.code})
-
-
-class InsufficientScope(Auth0PermissionDenied):
-    """403 with ``WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`` (RFC 6750)."""
-
-    def __init__(self, refusal: Refusal, auth_header: str) -> None:
-        super().__init__(refusal)
-        self.auth_header = auth_header
+__all__ = [
+    "ACTOR_AZP_MISMATCH",
+    "ACTOR_NOT_ALLOWED",
+    "ACTOR_REASONS",
+    "CLAIM_MISMATCH",
+    "DELEGATION_TOO_DEEP",
+    "DIRECT_TOKEN_NOT_ALLOWED",
+    "INSUFFICIENT_SCOPE",
+    "NOT_AN_AUTH0_TOKEN",
+    "AllowedActors",
+    "ClaimCheck",
+    "ClaimEquals",
+    "ClaimIncludes",
+    "HasAnyScope",
+    "HasScopes",
+    "Refusal",
+    "claim_equals",
+    "claim_includes",
+    "refusal_exception",
+    "scope_includes_any",
+]
 
 
 class _Auth0Permission(BasePermission):
@@ -77,12 +64,8 @@ class _Auth0Permission(BasePermission):
         """Remember the refusal for ``permission_denied`` and return False."""
         self.message = {"detail": refusal.message, "code": refusal.code}
         self.code = refusal.code
-        refusals = getattr(request._request, REFUSALS_ATTRIBUTE, None)
-        if refusals is None:
-            refusals = []
-            setattr(request._request, REFUSALS_ATTRIBUTE, refusals)
-        refusals.append(refusal)
-        _hook_permission_denied(view)
+        sender = AllowedActors if isinstance(self, AllowedActors) else type(self)
+        record_refusal(request, view, replace(refusal, sender=sender))
         return False
 
 
@@ -111,14 +94,15 @@ class AllowedActors(_Auth0Permission):
                 view,
                 Refusal(DIRECT_TOKEN_NOT_ALLOWED, "This API only accepts delegated tokens."),
             )
-        if actor not in self.get_allowed_actors(view):
+        actor_client = token.actor_client_id
+        allowed = self.get_allowed_actors(view)
+        if actor not in allowed and (actor_client is None or actor_client not in allowed):
             return self.refuse(
                 request,
                 view,
                 Refusal(ACTOR_NOT_ALLOWED, f"Actor {actor!r} may not call this API.", actor),
             )
-        azp = token.claims.get("azp")
-        if obo_settings.REQUIRE_ACTOR_AZP_MATCH and azp is not None and azp != actor:
+        if obo_settings.REQUIRE_ACTOR_AZP_MATCH and not _client_matches(token):
             return self.refuse(
                 request,
                 view,
@@ -143,17 +127,24 @@ class AllowedActors(_Auth0Permission):
         return True
 
     def get_allowed_actors(self, view: Any) -> frozenset[str]:
-        """Return the view's allow-list, else the ``ALLOWED_ACTORS`` setting (empty: nobody)."""
-        getter = getattr(view, "get_allowed_actors", None)
-        actors = getter() if callable(getter) else getattr(view, "allowed_actors", None)
+        """Return the view's allow-list, else the ``ALLOWED_ACTORS`` setting (empty: nobody).
+
+        It may name actors (``act.sub``, e.g. ``agt_…`` agents) or their clients
+        (``act.client_id``)."""
+        actors = view_option(view, "allowed_actors")
         if actors is None:
             actors = obo_settings.ALLOWED_ACTORS
-        return _as_set(actors)
+        return frozenset(as_tuple(actors))
 
 
 class HasScopes(_Auth0Permission):
     """Every scope in the view's ``required_scopes`` (or ``get_required_scopes()``) is granted,
-    by the ``scope`` claim or by Auth0 RBAC ``permissions``."""
+    by the ``scope`` claim or by Auth0 RBAC ``permissions``.
+
+    A view with no required scopes raises ``ImproperlyConfigured`` (as django-oauth-toolkit's
+    ``TokenHasScope`` does): a forgotten or misspelt attribute must never grant everything. The
+    ``auth0_obo.E020`` system check finds such views in the URLconf before a request does.
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
         required = self.get_required_scopes(view)
@@ -174,91 +165,44 @@ class HasScopes(_Auth0Permission):
         )
 
     def get_required_scopes(self, view: Any) -> tuple[str, ...]:
-        getter = getattr(view, "get_required_scopes", None)
-        scopes = getter() if callable(getter) else getattr(view, "required_scopes", None)
-        if scopes is None:
-            return ()
-        if isinstance(scopes, str):
-            return tuple(scopes.split())
-        return tuple(scopes)
+        """The view's required scopes; none at all is a configuration error, never a grant."""
+        scopes = view_option(view, "required_scopes")
+        required = tuple(scope for item in as_tuple(scopes) for scope in item.split())
+        if not required:
+            raise ImproperlyConfigured(
+                f"{_view_name(view)} uses HasScopes but has no required_scopes: set "
+                "required_scopes (or define get_required_scopes()) on the view."
+            )
+        return required
 
 
-def _as_set(values: Iterable[str] | str | None) -> frozenset[str]:
-    if values is None:
-        return frozenset()
-    if isinstance(values, str):
-        return frozenset({values})
-    return frozenset(values)
+def _client_matches(token: VerifiedToken) -> bool:
+    """The actor/client consistency check (Auth0's OBO guide).
+
+    The token's client is ``azp`` (Auth0's profile), else ``client_id`` (the RFC 9068 profile);
+    a token naming neither is compared on neither. The actor's client is ``act.client_id`` when
+    present (an agent acting through its client), else the actor itself; a present but
+    malformed ``act.client_id`` never matches.
+    """
+    claims = token.claims
+    if "azp" in claims:
+        client = claims["azp"]
+    elif "client_id" in claims:
+        client = claims["client_id"]
+    else:
+        return True
+    act = claims.get("act")
+    if isinstance(act, Mapping) and "client_id" in act:
+        return token.actor_client_id is not None and client == token.actor_client_id
+    return client == token.current_actor
 
 
-def _hook_permission_denied(view: Any) -> None:
-    """Wrap ``view.permission_denied`` on this view instance (once), see the module docstring."""
-    if view is None or getattr(view, HOOKED_ATTRIBUTE, False):
-        return
-    original = getattr(view, "permission_denied", None)
-    if original is None:
-        return
-
-    @functools.wraps(original)
-    def permission_denied(request: Request, message: Any = None, code: str | None = None) -> Any:
-        if request.authenticators and not request.successful_authenticator:
-            return original(request, message=message, code=code)
-        refusal = _pick_refusal(request, code)
-        if refusal is None:
-            return original(request, message=message, code=code)
-        raise refusal_exception(request, refusal)
-
-    view.permission_denied = permission_denied
-    setattr(view, HOOKED_ATTRIBUTE, True)
-
-
-def _pick_refusal(request: Request, code: str | None) -> Refusal | None:
-    refusals: list[Refusal] = getattr(request._request, REFUSALS_ATTRIBUTE, None) or []
-    for refusal in reversed(refusals):
-        if refusal.code == code:
-            return refusal
-    return refusals[0] if refusals else None
-
-
-def refusal_exception(request: Request, refusal: Refusal) -> Auth0PermissionDenied:
-    """Record the refusal (audit, signal) and return the exception to raise."""
-    audit.mark_denied(request, refusal.code)
-    if refusal.code in ACTOR_REASONS:
-        signals.actor_denied.send(
-            sender=AllowedActors, request=request, actor=refusal.actor, reason=refusal.code
-        )
-    if refusal.code == INSUFFICIENT_SCOPE:
-        header = challenges.authenticate_header(
-            realm=obo_settings.REALM,
-            dpop_mode=_challenge_mode(request),
-            dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-            error=InsufficientScopeError(refusal.message),
-            scope=" ".join(refusal.scopes),
-            resource_metadata=challenges.resource_metadata_url(request),
-        )
-        return InsufficientScope(refusal, header)
-    return Auth0PermissionDenied(refusal)
-
-
-def _challenge_mode(request: Request) -> str:
-    """Challenge only the scheme the client used, so ``error=`` lands on it."""
-    token = request.auth
-    if isinstance(token, VerifiedToken):
-        return "required" if token.scheme == "DPoP" else "disabled"
-    return obo_settings.DPOP_MODE
-
-
-class InsufficientScopeError(AuthenticationError):
-    """RFC 6750 §3.1 ``insufficient_scope``, for the challenge builder."""
-
-    error = INSUFFICIENT_SCOPE
-    status_code = 403
-    default_description = "The token lacks a required scope."
+def _view_name(view: Any) -> str:
+    cls = view if isinstance(view, type) else type(view)
+    return f"{cls.__module__}.{cls.__name__}"  # @api_view sets __name__, not __qualname__
 
 
 # -- Claim checks: any-of scopes and claim values ---------------------------------------------
-
-CLAIM_MISMATCH = "claim_mismatch"
 
 #: JSON primitives a claim may be compared with (as express-oauth2-jwt-bearer allows).
 ClaimValue = str | int | float | bool | None
@@ -275,10 +219,8 @@ class HasAnyScope(_Auth0Permission):
     def has_permission(self, request: Request, view: Any) -> bool:
         wanted = self.get_any_scopes(view)
         if not wanted:
-            from django.core.exceptions import ImproperlyConfigured
-
             raise ImproperlyConfigured(
-                f"{type(view).__name__} uses HasAnyScope but lists no any_scopes."
+                f"{_view_name(view)} uses HasAnyScope but lists no any_scopes."
             )
         token = request.auth
         granted = token.scopes if isinstance(token, VerifiedToken) else frozenset()
@@ -299,11 +241,8 @@ class HasAnyScope(_Auth0Permission):
         """The permission's own ``any_scopes`` (factory), else the view's attribute or hook."""
         if self.any_scopes:
             return tuple(self.any_scopes)
-        getter = getattr(view, "get_any_scopes", None)
-        scopes = getter() if callable(getter) else getattr(view, "any_scopes", None)
-        if scopes is None:
-            return ()
-        return tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes)
+        scopes = view_option(view, "any_scopes")
+        return tuple(scope for item in as_tuple(scopes) for scope in item.split())
 
 
 def scope_includes_any(*scopes: str) -> type[HasAnyScope]:

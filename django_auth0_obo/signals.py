@@ -20,11 +20,19 @@ actor_denied = Signal()
 #: ``granted_scope`` (space-separated or None); ``cache_hit`` (True when the tenant was not
 #: called: a cached token, or one fetched by a concurrent identical call); ``token_type``
 #: ("Bearer", "DPoP" or None); ``expires_at`` (epoch seconds); ``claims`` (the subject token's
-#: verified claims when a VerifiedToken was exchanged, else None). Never a token.
+#: verified claims when a VerifiedToken was exchanged, else None); ``subject_audience`` (the
+#: audience the subject token was verified for, else None). Never a token.
 token_exchanged = Signal()
 
 #: Sent when an exchange call fails with ``TokenExchangeError`` (never for argument or
 #: configuration errors raised before any call): ``grant``, ``subject``, ``audience``,
-#: ``connection``, ``requested_scope``, ``claims`` as for ``token_exchanged``, plus ``error``
-#: and ``error_description`` (the tenant's words) and ``status_code``.
+#: ``connection``, ``requested_scope``, ``claims``, ``subject_audience`` as for
+#: ``token_exchanged``, plus ``error`` and ``error_description`` (the tenant's words) and
+#: ``status_code``.
 exchange_failed = Signal()
+
+#: Sent when a batch of audit rows could not be written (sender ``audit_buffer.AuditBuffer``):
+#: ``error`` (the exception) and ``rows`` (the field dicts: claims and request metadata, never a
+#: token). The rows stay buffered for the next flush; the failure is also logged at ERROR and
+#: the request itself goes on.
+audit_write_failed = Signal()

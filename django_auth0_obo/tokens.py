@@ -17,11 +17,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import domains, jose, keys
 from django_auth0_obo.act import get_delegation_chain
-from django_auth0_obo.conf import obo_settings, on_reload
+from django_auth0_obo.conf import as_tuple, obo_settings, on_reload
 from django_auth0_obo.exceptions import InvalidActClaim, InvalidToken
 from django_auth0_obo.ttl_memo import TtlMemo
 
@@ -106,6 +108,16 @@ keys.on_keys_changed(clear_memo)
 os.register_at_fork(after_in_child=lambda: setattr(_memo, "_lock", threading.Lock()))
 
 
+class Verification(NamedTuple):
+    """What verification matched, so nothing downstream derives it again."""
+
+    claims: dict[str, Any]
+    #: The accepted audience the token's ``aud`` matched.
+    audience: str
+    #: The token's ``cnf.jkt`` (RFC 9449 §6), or None for an unbound token.
+    bound_jkt: str | None
+
+
 def verify_access_token(
     token: str, *, audiences: Sequence[str] | None = None, local_only: bool = False
 ) -> dict[str, Any]:
@@ -114,11 +126,16 @@ def verify_access_token(
     ``audiences`` narrows the accepted ``aud`` values (any-of); None means the settings'.
     ``local_only``: raise ``keys.KeysNotWarm`` rather than fetch keys (see ``averify``).
     """
+    return verify(token, audiences=audiences, local_only=local_only).claims
+
+
+@sensitive_variables()
+def verify(
+    token: str, *, audiences: Sequence[str] | str | None = None, local_only: bool = False
+) -> Verification:
+    """:func:`verify_access_token`, returning the matched audience and ``cnf.jkt`` too."""
     policy = _policy or _load_policy()
-    if audiences is None:
-        audiences = policy.audiences
-    elif isinstance(audiences, str):
-        audiences = (audiences,)
+    audiences = policy.audiences if audiences is None else as_tuple(audiences)
     try:
         raw = token.encode("ascii")
     except (AttributeError, UnicodeEncodeError):
@@ -135,8 +152,8 @@ def verify_access_token(
             raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
-        _check_audience(remembered["aud"], audiences)
-        return dict(remembered)
+        audience = _check_audience(remembered["aud"], audiences)
+        return Verification(dict(remembered), audience, bound_jkt(remembered))
 
     header, claims, signing_input, signature = _parse(raw)
     alg = _check_header(header, policy)
@@ -148,7 +165,7 @@ def verify_access_token(
     key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):
         raise InvalidToken("Invalid signature.")
-    _check_claims(claims, policy, audiences, now)
+    audience = _check_claims(claims, policy, audiences, now)
 
     if policy.memo_ttl > 0:
         until = now + policy.memo_ttl
@@ -158,7 +175,20 @@ def verify_access_token(
         if policy.max_age is not None:  # iat is within [now - max_age - leeway, now + leeway]
             until = min(until, claims["iat"] + policy.max_age + policy.leeway)
         _memo.put(digest, claims, until)
-    return dict(claims)
+    return Verification(dict(claims), audience, bound_jkt(claims))
+
+
+def bound_jkt(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` a token is bound to, or None when it has none.
+
+    Verified claims never hold a malformed one (:func:`_check_claims` refuses it); for claims
+    read without verification a present value of any type counts as bound, so callers fail
+    closed.
+    """
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, Mapping) or cnf.get("jkt") is None:
+        return None
+    return str(cnf["jkt"])
 
 
 def _parse(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
@@ -192,8 +222,9 @@ def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:
 
 def _check_claims(
     claims: Mapping[str, Any], policy: _Policy, audiences: Sequence[str], now: float
-) -> None:
-    """Validate the verified payload: presence, types, times, audience, act and cnf."""
+) -> str:
+    """Validate the verified payload (presence, types, times, audience, act and cnf); return
+    the audience that matched."""
     for name in policy.required:
         if name not in claims:
             raise InvalidToken(f"Missing required claim: {name}.")
@@ -219,7 +250,7 @@ def _check_claims(
             raise InvalidToken("Malformed nbf claim.")
         if nbf > now + leeway:
             raise InvalidToken("Token is not yet valid.")
-    _check_audience(claims["aud"], audiences)
+    audience = _check_audience(claims["aud"], audiences)
     if "act" in claims:
         if claims["act"] is None:
             raise InvalidActClaim()
@@ -230,27 +261,31 @@ def _check_claims(
             raise InvalidToken("Malformed cnf claim.")
         if CERTIFICATE_THUMBPRINT in cnf:  # RFC 8705: we cannot see the client's certificate
             raise InvalidToken(CERTIFICATE_BOUND)
+        if "jkt" not in cnf:  # a binding we cannot check is never treated as none
+            raise InvalidToken("Malformed cnf claim.")
     if "scope" in claims and type(claims["scope"]) is not str:
         raise InvalidToken("Malformed scope claim.")
     if "permissions" in claims:
         permissions = claims["permissions"]
         if type(permissions) is not list or not all(type(p) is str for p in permissions):
             raise InvalidToken("Malformed permissions claim.")
+    return audience
 
 
 def _non_empty_str(value: Any) -> bool:
     return type(value) is str and bool(value)
 
 
-def _check_audience(aud: Any, audiences: Sequence[str]) -> None:
-    """Any-of match of the ``aud`` claim (a string or a list of strings) against ``audiences``."""
+def _check_audience(aud: Any, audiences: Sequence[str]) -> str:
+    """Any-of match of the ``aud`` claim (a string or a list of strings) against ``audiences``;
+    return the accepted audience that matched."""
     if type(aud) is str:
         if aud in audiences:
-            return
+            return aud
     elif type(aud) is list and aud and all(type(a) is str for a in aud):
         for accepted in audiences:
             if accepted in aud:
-                return
+                return accepted
     else:
         raise InvalidToken("Malformed aud claim.")
     raise InvalidToken("Invalid audience.")

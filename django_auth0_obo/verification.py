@@ -15,15 +15,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.urls import NoReverseMatch, reverse
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import challenges, dpop, dpop_nonce, keys, tokens
-from django_auth0_obo.conf import obo_settings
+from django_auth0_obo.conf import as_tuple, obo_settings
 from django_auth0_obo.exceptions import (
     AuthenticationError,
     InvalidDPoPProof,
@@ -68,6 +67,7 @@ def parse_dpop_header(value: str | None) -> str | None:
     return value
 
 
+@sensitive_variables()
 def verify_credentials(
     scheme: str,
     raw_token: str,
@@ -94,12 +94,12 @@ def verify_credentials(
     elif proof is None:
         raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
 
-    claims = tokens.verify_access_token(raw_token, audiences=audiences, local_only=local_only)
-    bound_jkt = bound_thumbprint(claims)
+    matched = tokens.verify(raw_token, audiences=audiences, local_only=local_only)
+    bound_jkt = matched.bound_jkt
     if scheme == "Bearer":
         if bound_jkt is not None:
             raise InvalidToken("A DPoP-bound token was sent with the Bearer scheme.")
-        return VerifiedToken(raw_token, claims, "Bearer")
+        return VerifiedToken.from_verification(raw_token, matched, "Bearer")
     if bound_jkt is None:
         raise InvalidToken("The DPoP scheme needs a DPoP-bound token.").with_scheme("DPoP")
     assert proof is not None
@@ -111,18 +111,7 @@ def verify_credentials(
         jkt=bound_jkt,
         nonce=dpop_nonce.nonce_check(),
     )
-    return VerifiedToken(raw_token, claims, "DPoP", jkt=jkt)
-
-
-def bound_thumbprint(claims: dict[str, Any]) -> str | None:
-    """The token's ``cnf.jkt`` (RFC 9449 §6.1), None when unbound; a malformed ``cnf`` fails."""
-    cnf = claims.get("cnf")
-    if cnf is None:
-        return None
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    if not isinstance(jkt, str) or not jkt:
-        raise InvalidToken("Malformed cnf claim.")
-    return jkt
+    return VerifiedToken.from_verification(raw_token, matched, "DPoP", jkt=jkt)
 
 
 def challenge_for(
@@ -136,39 +125,24 @@ def challenge_for(
     """The ``WWW-Authenticate`` value for a request to ``url`` (scope: ``scopes`` or
     ``SCOPES_SUPPORTED``; ``resource_metadata`` given, or the Django-served metadata URL of
     ``resource`` when the app's URLs are installed)."""
-    scope = " ".join(scopes or obo_settings.SCOPES_SUPPORTED) or None
-    return challenges.authenticate_header(
-        realm=obo_settings.REALM,
-        dpop_mode=obo_settings.DPOP_MODE,
-        dpop_algorithms=obo_settings.DPOP_ALGORITHMS,
-        error=error,
+    return challenges.from_settings(
         resource_metadata=resource_metadata or metadata_url(url, resource),
-        scope=scope,
+        **challenges.challenge_values(error, scope=challenges.challenge_scope(scopes)),
     )
 
 
 def metadata_url(url: str, resource: str | None = None) -> str | None:
     """Where the metadata of ``resource`` (default RESOURCE) is served for a request to ``url``:
-    the RFC 9728 §3.1 path form when the resource has a path, on the request's own origin."""
-    resource = resource or obo_settings.resource
-    resource_path = urlsplit(resource).path.strip("/") if resource else ""
-    try:
-        if resource_path:
-            path = reverse(
-                challenges.METADATA_URL_NAME + "-path", kwargs={"resource_path": resource_path}
-            )
-        else:
-            path = reverse(challenges.METADATA_URL_NAME)
-    except NoReverseMatch:
+    :func:`challenges.metadata_path` on the request's own origin."""
+    path = challenges.metadata_path(resource)
+    if path is None:
         return None
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _audiences(audience: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    if audience is None:
-        return None
-    return (audience,) if isinstance(audience, str) else tuple(audience)
+    return None if audience is None else as_tuple(audience)
 
 
 def verify(

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django_auth0_obo import tokens
 from django_auth0_obo.act import get_current_actor, get_delegation_chain
+from django_auth0_obo.conf import as_tuple, obo_settings
+from django_auth0_obo.tokens import Verification
 
 if TYPE_CHECKING:
     from django_auth0_obo.exchange import OnBehalfOfTokenResult
@@ -19,19 +22,48 @@ class VerifiedToken:
     must never be logged or stored.
     """
 
-    __slots__ = ("__dict__", "claims", "jkt", "scheme", "token")
+    __slots__ = ("__dict__", "audience", "bound_jkt", "claims", "jkt", "scheme", "token")
 
     def __init__(
-        self, token: str, claims: Mapping[str, Any], scheme: str = "Bearer", jkt: str | None = None
+        self,
+        token: str,
+        claims: Mapping[str, Any],
+        scheme: str = "Bearer",
+        jkt: str | None = None,
+        *,
+        audience: str | None = None,
+        bound_jkt: str | None = None,
     ) -> None:
         self.token = token
         self.claims = claims
         self.scheme = scheme
+        #: Thumbprint of the DPoP proof's key, once the proof was verified; else None.
         self.jkt = jkt
+        #: The accepted audience the token matched (the view's narrowing, else the settings').
+        #: Tokens built by hand without it get the first of their ``aud`` values the settings
+        #: accept.
+        self.audience = audience if audience is not None else _settings_audience(claims)
+        #: The token's ``cnf.jkt`` as verified, or None for an unbound token.
+        self.bound_jkt = bound_jkt if bound_jkt is not None else tokens.bound_jkt(claims)
+
+    @classmethod
+    def from_verification(
+        cls, token: str, verification: Verification, scheme: str = "Bearer", jkt: str | None = None
+    ) -> VerifiedToken:
+        """The token as :func:`tokens.verify` matched it (audience and binding recorded)."""
+        return cls(
+            token,
+            verification.claims,
+            scheme,
+            jkt,
+            audience=verification.audience,
+            bound_jkt=verification.bound_jkt,
+        )
 
     @property
     def sub(self) -> str:
-        return self.claims["sub"]
+        sub: str = self.claims["sub"]
+        return sub
 
     @cached_property
     def scopes(self) -> frozenset[str]:
@@ -54,6 +86,17 @@ class VerifiedToken:
     def delegation_chain(self) -> list[str]:
         """Every actor, newest first; earlier actors are for audit only."""
         return get_delegation_chain(self.claims)
+
+    @cached_property
+    def actor_client_id(self) -> str | None:
+        """The current actor's client, ``act.client_id`` (Auth0's agents as principals: the
+        actor is an agent ``agt_…`` acting through that client), else None."""
+        return _actor_member(self.claims, "client_id")
+
+    @cached_property
+    def actor_profile(self) -> str | None:
+        """The current actor's profile, ``act.sub_profile`` (e.g. ``"ai_agent"``), else None."""
+        return _actor_member(self.claims, "sub_profile")
 
     @property
     def is_delegated(self) -> bool:
@@ -80,3 +123,19 @@ class VerifiedToken:
 
     def __str__(self) -> str:
         return repr(self)
+
+
+def _settings_audience(claims: Mapping[str, Any]) -> str:
+    value = claims.get("aud")
+    listed = as_tuple(value) if isinstance(value, str | list) else ()
+    aud = [a for a in listed if isinstance(a, str)]
+    for accepted in obo_settings.audiences:
+        if accepted in aud:
+            return accepted
+    return aud[0] if aud else ""
+
+
+def _actor_member(claims: Mapping[str, Any], name: str) -> str | None:
+    act = claims.get("act")
+    value = act.get(name) if isinstance(act, Mapping) else None
+    return value if isinstance(value, str) and value else None

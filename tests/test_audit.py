@@ -274,6 +274,7 @@ def test_an_exchange_signal_writes_an_exchange_row(settings):
         token_type="Bearer",
         expires_at=0,
         claims=claims,
+        subject_audience="https://mcp.example.com",
     )
     audit.flush()
     event = DelegationEvent.objects.get()

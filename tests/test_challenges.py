@@ -9,12 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_auth0_obo import challenges
-from django_auth0_obo.exceptions import (
-    InvalidDPoPProof,
-    InvalidRequest,
-    InvalidToken,
-    UseDPoPNonce,
-)
 
 
 def header(**kwargs: Any) -> str:
@@ -39,30 +33,35 @@ def test_the_dpop_mode_decides_which_schemes_are_offered(mode: str, expected: st
 
 
 def test_a_bearer_error_goes_on_the_bearer_challenge() -> None:
-    error = InvalidToken("Token has expired.")
+    error = {"error": "invalid_token", "error_description": "Token has expired."}
 
-    assert header(error=error) == (
+    assert header(**error, error_scheme="Bearer") == (
         'Bearer realm="api", error="invalid_token", error_description="Token has expired.", '
         'DPoP algs="ES256"'
     )
 
 
 def test_a_dpop_error_goes_on_the_dpop_challenge() -> None:
-    assert header(error=InvalidDPoPProof("Replayed proof.")) == (
+    error = {"error": "invalid_dpop_proof", "error_description": "Replayed proof."}
+    assert header(**error, error_scheme="DPoP") == (
         'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof", '
         'error_description="Replayed proof."'
     )
 
 
 def test_an_error_for_a_scheme_not_offered_goes_on_the_first_challenge() -> None:
-    assert header(dpop_mode="disabled", error=UseDPoPNonce()) == (
+    error = {
+        "error": "use_dpop_nonce",
+        "error_description": "Resource server requires nonce in DPoP proof.",
+    }
+    assert header(dpop_mode="disabled", **error, error_scheme="DPoP") == (
         'Bearer realm="api", error="use_dpop_nonce", '
         'error_description="Resource server requires nonce in DPoP proof."'
     )
 
 
 def test_an_invalid_request_error_keeps_its_code() -> None:
-    assert 'error="invalid_request"' in header(error=InvalidRequest())
+    assert 'error="invalid_request"' in header(error="invalid_request")
 
 
 def test_scope_and_resource_metadata_go_on_every_challenge() -> None:
@@ -100,10 +99,26 @@ def test_parameters_without_a_value_are_left_out() -> None:
 
 @given(description=st.text(max_size=300))
 def test_no_description_can_break_out_of_its_quotes_or_the_header(description: str) -> None:
-    value = header(error=InvalidToken(description))
+    value = header(error="invalid_token", error_description=description)
 
     assert "\r" not in value
     assert "\n" not in value
     assert all(0x20 <= ord(ch) < 0x7F for ch in value)
     start = value.index('error_description="') + len('error_description="')
     assert value[value.index('"', start) :].startswith('", DPoP algs="ES256"')
+
+
+def test_a_core_error_gives_its_plain_values_and_scheme() -> None:
+    from django_auth0_obo.exceptions import InvalidDPoPProof, InvalidToken
+
+    values = challenges.challenge_values(InvalidDPoPProof("Replayed proof."))
+    assert header(**values) == (
+        'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof", '
+        'error_description="Replayed proof."'
+    )
+    values = challenges.challenge_values(InvalidToken("x").with_scheme("DPoP"))
+    assert header(**values).endswith(
+        'DPoP algs="ES256", error="invalid_token", error_description="x"'
+    )
+    assert header(**challenges.challenge_values(None)) == header()
+    assert header(**challenges.challenge_values(None, scope="a b")) == header(scope="a b")

@@ -366,9 +366,11 @@ def test_token_exchanged_is_sent_for_misses_and_hits_without_the_token(tenant):
         "token_type": "Bearer",
         "expires_at": result["expires_at"],
         "claims": None,
+        "subject_audience": None,
     }
     assert hit["cache_hit"] is True
     assert hit["claims"] == verified.claims
+    assert hit["subject_audience"] == verified.audience
     assert subject not in repr(received)
     assert result["access_token"] not in repr(received)
 

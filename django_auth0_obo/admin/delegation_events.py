@@ -106,12 +106,17 @@ class _Echo:
         return value
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_STARTS = frozenset("=+-@\t\r\n")
+
+
 def _csv_cell(value: Any) -> str:
-    """Render a cell; neutralise spreadsheet formulas (CSV injection) in text cells."""
+    """Render a cell; neutralise spreadsheet formulas (CSV injection) in text cells, also when
+    whitespace comes before the formula character (spreadsheets skip it)."""
     if value is None:
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if text[:1] in FORMULA_STARTS or text.lstrip()[:1] in FORMULA_STARTS:
         text = "'" + text
     return text
 

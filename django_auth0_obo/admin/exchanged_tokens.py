@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -75,6 +76,14 @@ class ExchangedTokenAdmin(admin.ModelAdmin):
     fields = readonly_fields
     actions = ("revoke",)
     show_full_result_count = False
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """Refuse querystring lookups on hidden columns (``?encrypted_token__startswith=``
+        would let a view-only user read the ciphertext, or probe ``key``, one character at a
+        time); Django answers such a request 400."""
+        if lookup.split(LOOKUP_SEP, 1)[0] in HIDDEN_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         """Token rows only (leases of exchanges in progress are not tokens), no ciphertext."""

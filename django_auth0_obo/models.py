@@ -107,6 +107,26 @@ class DelegationEvent(models.Model):
             models.Index(fields=["audience", "-created_at"], name="auth0obo_evt_audience"),
             models.Index(fields=["subject", "-created_at"], name="auth0obo_evt_subject"),
             models.Index(fields=["kind", "-created_at"], name="auth0obo_evt_kind"),
+            # Covering indexes for the delegation overview's GROUP BY queries (admin/overview.py):
+            # read without touching the wide rows. At most two long text columns each would be
+            # attacker-sized, so an entry stays under PostgreSQL's btree limit.
+            models.Index(
+                fields=[
+                    "current_actor",
+                    "created_at",
+                    "outcome",
+                    "reason",
+                    "count",
+                    "last_seen_at",
+                    "audience",
+                    "target_audience",
+                ],
+                name="auth0obo_evt_ovw_actor",
+            ),
+            models.Index(
+                fields=["current_actor", "subject", "created_at", "count"],
+                name="auth0obo_evt_ovw_users",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -250,6 +250,8 @@ def run(once: bool) -> int:
             print_audit_rows(env)
             print("\nThe audit trail in the admin (who acted for whom, allowed or denied):")
             print(f"   {base}/admin/django_auth0_obo/delegationevent/")
+            print("The delegation overview (who acts for whom, on which API, day by day):")
+            print(f"   {base}/admin/django_auth0_obo/delegationevent/overview/")
             print(f"   log in as {ADMIN_USER!r} with password {password!r}")
             if status == 0 and not once and sys.stdin.isatty():
                 print("\nServing until Ctrl-C…")

@@ -26,6 +26,7 @@ def test_the_demo_runs_the_whole_on_behalf_of_chain_and_audits_it():
     assert "DPoP proof replayed" in out
     assert "denied  actor_not_allowed" in out
     assert "/admin/django_auth0_obo/delegationevent/" in out
+    assert "/admin/django_auth0_obo/delegationevent/overview/" in out
     # The MCP path: the official client's own OAuth, then one exchange for two tool calls.
     assert "/mcp  → 401" in out
     assert "/.well-known/oauth-protected-resource/mcp  → 200" in out

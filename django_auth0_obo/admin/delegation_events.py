@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from django_auth0_obo.admin.overview import OverviewAdminMixin
 from django_auth0_obo.models import DelegationEvent
 
 ARROW = " → "
@@ -131,7 +132,7 @@ def export_rows(queryset: QuerySet) -> Iterator[str]:
 
 
 @admin.register(DelegationEvent)
-class DelegationEventAdmin(admin.ModelAdmin):
+class DelegationEventAdmin(OverviewAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "subject",

@@ -143,3 +143,138 @@ def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
     for path in saved:
         assert path.stat().st_size > 1000
         print(f"screenshot: {path}")
+
+
+OVERVIEW = f"{CHANGELIST}overview/"
+
+
+def seed_demo_week() -> None:
+    """What the demo writes (exchanges with a miss then hits, calls acted by the MCP server, the
+    rogue client refused, a nested chain), spread over a week, some rows aggregated."""
+    now = timezone.now()
+    calendar, mcp = "https://calendar-api.example.com", "https://mcp.example.com"
+    exchange = {
+        "kind": "exchange",
+        "grant": "on_behalf_of",
+        "subject": "auth0|alice",
+        "current_actor": "mcp-server-client",
+        "delegation_chain": ["mcp-server-client"],
+        "depth": 1,
+        "audience": mcp,
+        "target_audience": calendar,
+        "outcome": "allowed",
+    }
+    for day in range(7):
+        at = now - timedelta(days=day, minutes=5)
+        DelegationEvent.objects.create(created_at=at, cache_hit=False, **exchange)
+        DelegationEvent.objects.create(
+            created_at=at,
+            cache_hit=True,
+            count=3 + day,
+            last_seen_at=at + timedelta(minutes=2),
+            **exchange,
+        )
+        for subject in ("auth0|alice", "auth0|bob")[: 1 + day % 2]:
+            DelegationEvent.objects.create(
+                created_at=at,
+                subject=subject,
+                current_actor="mcp-server-client",
+                delegation_chain=["mcp-server-client"],
+                depth=1,
+                audience=calendar,
+                method="GET",
+                path="/api/calendar/events",
+                outcome="allowed",
+                count=2 + day,
+            )
+        if day % 3 == 0:
+            DelegationEvent.objects.create(
+                created_at=at,
+                subject="auth0|alice",
+                current_actor="rogue-agent",
+                delegation_chain=["rogue-agent"],
+                depth=1,
+                audience=calendar,
+                method="GET",
+                path="/api/calendar/events",
+                outcome="denied",
+                reason="actor_not_allowed",
+            )
+    DelegationEvent.objects.create(
+        created_at=now - timedelta(hours=3),
+        subject="auth0|carol",
+        current_actor="agent",
+        delegation_chain=["agent", "mcp-server-client"],
+        depth=2,
+        audience=calendar,
+        method="GET",
+        path="/api/calendar/events",
+        outcome="allowed",
+        count=4,
+    )
+
+
+def expected_edges() -> dict[tuple[str, str], tuple[int, int]]:
+    """Actor → API edges computed in Python from every row in the database."""
+    edges: dict[tuple[str, str], list[int]] = {}
+    for row in DelegationEvent.objects.all():
+        counts = edges.setdefault((row.current_actor, row.target_audience or row.audience), [0, 0])
+        counts[0 if row.outcome == "allowed" else 1] += row.count
+    return {key: (a, d) for key, (a, d) in edges.items()}
+
+
+def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server):
+    User.objects.create_superuser("admin", "admin@example.com", "correct horse battery")
+    seed_demo_week()
+    expected = expected_edges()  # before Playwright's event loop, where the ORM may not run
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "delegation-overview.png"
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", "correct horse battery")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"**{CHANGELIST}")
+            page.click("a.auth0-obo-overview-link")
+            page.wait_for_url(f"**{OVERVIEW}**")
+
+            edges = page.locator("svg.auth0-obo-graph g.edge").evaluate_all(
+                "els => els.map(e => [e.dataset.actor, e.dataset.api,"
+                " Number(e.dataset.allowed), Number(e.dataset.denied)])"
+            )
+            assert {(a, api): (ok, no) for a, api, ok, no in edges} == expected
+            rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
+            assert rogue.get_attribute("data-state") == "denied"
+            assert "✗ 3" in rogue.text_content()
+            path = page.locator("svg.auth0-obo-paths g.path")
+            assert path.count() == 1
+            assert path.get_attribute("data-chain") == "mcp-server-client → agent"
+            assert "✓ 4" in path.text_content()
+            bars = page.locator("svg.auth0-obo-days g.day.events")
+            assert bars.count() == 30
+            box = page.locator("svg.auth0-obo-graph").bounding_box()
+            assert box is not None
+            assert box["width"] > 600  # drawn, not collapsed
+            actors = page.locator("tr.auth0-obo-actor").all_inner_texts()
+            assert any(
+                row.startswith("rogue-agent") and "actor_not_allowed" in row for row in actors
+            )
+            page.screenshot(path=str(shot), full_page=True)
+
+            page.locator("#changelist-filter a", has_text="denied").first.click()
+            page.wait_for_url("**outcome__exact=denied**")
+            denied = page.locator("svg.auth0-obo-graph g.edge").evaluate_all(
+                "els => els.map(e => e.dataset.actor)"
+            )
+            assert denied == ["rogue-agent"]
+        finally:
+            browser.close()
+
+    assert shot.stat().st_size > 1000
+    print(f"screenshot: {shot}")

@@ -323,8 +323,9 @@ def _days_joined(
 
     PostgreSQL estimates a ``GROUP BY`` over an expression of ``created_at`` at one group a
     row, so it sorts a million rows (spilling to disk) for thirty groups; joined to the day
-    ranges it knows there are ``days`` groups, hashes them, and goes parallel (measured about
-    twice as fast on a million rows as the ``CASE`` bucket).
+    ranges it knows there are ``days`` groups, hashes them, and goes parallel, each day read by
+    an index-only scan of ``auth0obo_evt_ovw_days`` (on a million rows: about 0.35 s against
+    0.9 s for the ``CASE`` bucket).
     """
     bounds = [_midnight(d) for d in period.dates] + [period.end]
     ranges = " UNION ALL ".join(["SELECT %s AS i, %s AS lo, %s AS hi"] * period.days)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -316,7 +316,9 @@ def _days_bucketed(
         )
         .order_by()
     )
-    return {g["day"]: (g["allowed"], g["denied"], g["hits"], g["misses"]) for g in grouped}
+    # The stubs type values() rows from the named annotations only, not from **_counts().
+    sums = cast("Iterable[Mapping[str, Any]]", grouped)
+    return {g["day"]: (g["allowed"], g["denied"], g["hits"], g["misses"]) for g in sums}
 
 
 def _days_joined(

@@ -68,6 +68,11 @@ class _Auth0Permission(BasePermission):
         record_refusal(request, view, replace(refusal, sender=sender))
         return False
 
+    def refuse_foreign_credentials(self, request: Request, view: Any) -> bool:
+        """Refuse a request that another authenticator let in: we cannot decide, so we deny."""
+        message = "The request was not authenticated by an Auth0 token."
+        return self.refuse(request, view, Refusal(NOT_AN_AUTH0_TOKEN, message))
+
 
 class AllowedActors(_Auth0Permission):
     """The current actor (outermost ``act.sub``) must be allowed to call this view.
@@ -80,11 +85,7 @@ class AllowedActors(_Auth0Permission):
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
         if not isinstance(token, VerifiedToken):
-            return self.refuse(
-                request,
-                view,
-                Refusal(NOT_AN_AUTH0_TOKEN, "The request was not authenticated by an Auth0 token."),
-            )
+            return self.refuse_foreign_credentials(request, view)
         actor = token.current_actor
         if actor is None:
             if getattr(view, "allow_direct_tokens", False):
@@ -262,11 +263,7 @@ class ClaimCheck(_Auth0Permission):
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
         if not isinstance(token, VerifiedToken):
-            return self.refuse(
-                request,
-                view,
-                Refusal(NOT_AN_AUTH0_TOKEN, "The request was not authenticated by an Auth0 token."),
-            )
+            return self.refuse_foreign_credentials(request, view)
         if self.claim in token.claims and self.check(token.claims[self.claim]):
             return True
         return self.refuse(

@@ -26,9 +26,9 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 #: Left out of the matrix runs (slow or needing a browser); the main CI run has them.
 SLOW = [
     "--ignore=tests/browser",
-    "--ignore=tests/test_demo.py",
-    "--ignore=tests/test_fuzz_bearer.py",
-    "--ignore=tests/test_fuzz_dpop.py",
+    "--ignore=tests/project/test_demo.py",
+    "--ignore=tests/verify/test_fuzz_bearer.py",
+    "--ignore=tests/dpop/test_fuzz_dpop.py",
 ]
 #: Printed first, so a run's log says what it tested.
 VERSIONS = (

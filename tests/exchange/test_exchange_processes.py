@@ -25,7 +25,7 @@ import pytest
 from tests import services
 from tests.exchange_support import DOWNSTREAM, THIS_API, user_token
 
-WORKER = Path(__file__).with_name("exchange_process_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "exchange_process_worker.py"
 PROCESSES = 4
 
 

@@ -59,7 +59,7 @@ from django_auth0_obo.checks import check_settings
 from django_auth0_obo.testing import LocalTenant
 from tests.readme import blocks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = blocks.readme_blocks()
 
 

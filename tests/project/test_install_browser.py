@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "install-browser"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-browser"
 
 
 def run_without_chromium_or_apt(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 REPLAY_ALIAS = "dpop_replay_shared"
 URL = "http://testserver/api/whoami"
 PATH = "/api/whoami"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import importlib, json, sys

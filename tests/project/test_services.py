@@ -13,7 +13,8 @@ import pytest
 
 from tests import services
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+ACT_TESTS = "tests/verify/test_act.py"
 
 
 def closed_port() -> int:
@@ -27,7 +28,7 @@ def run_pytest_with(env_overrides: dict[str, str]) -> subprocess.CompletedProces
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CACHE_URL")}
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_act.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ACT_TESTS],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -473,7 +473,7 @@ def shared_keys(
 
 
 def run_worker(config: dict[str, Any], token_list: list[str]) -> list[str]:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     completed = subprocess.run(

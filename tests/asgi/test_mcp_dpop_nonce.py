@@ -10,7 +10,7 @@ from django.db import connection
 
 from django_auth0_obo import dpop_nonce
 from django_auth0_obo.testing import DPoPKey, LocalTenant
-from tests.test_mcp_protect import RESOURCE, call
+from tests.asgi.test_mcp_protect import RESOURCE, call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,7 +24,7 @@ from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCRIPT_DIR = Path(__file__).parent / "ts"
+SCRIPT_DIR = Path(__file__).resolve().parents[1] / "ts"
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tests.test_permissions import ActorsView, ScopesView
+from tests.permissions.test_permissions import ActorsView, ScopesView
 
 urlpatterns = [
     path("actors", ActorsView.as_view()),

@@ -141,6 +141,7 @@ def test_the_paginator_counts_exactly_below_its_limit_and_boundedly_above(db):
     assert CheapCountPaginator(DelegationEvent.objects.all(), 2).count == 5
 
 
+@pytest.mark.slow
 def test_the_changelist_stays_cheap_on_100000_rows(admin_client, django_assert_max_num_queries):
     now = timezone.now()
     actors = ["mcp-server-client", "agent-a", "agent-b", "rogue"]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
+from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
@@ -213,24 +217,53 @@ def test_the_replay_key_is_a_digest_not_the_proof_or_jti(dpop_key: DPoPKey) -> N
     assert len(key) == len(replay.KEY_PREFIX) + 64
 
 
-def test_replay_records_outlive_the_iat_window(
-    dpop_settings: Any, dpop_key: DPoPKey, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    timeouts: list[Any] = []
+def _record_ttl(key: str) -> float:
+    """Seconds the replay record ``key`` has left, read from the cache that holds it.
+
+    Redis answers ``PTTL`` on the client the replay check kept; local memory keeps its expiry
+    beside the value (Django has no public TTL call). Other backends are not read.
+    """
     cache = replay.caches["default"]
-    original = cache.add
-    monkeypatch.setattr(cache, "add", lambda k, v, t: timeouts.append(t) or original(k, v, t))
-    _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
-    assert timeouts == [300 + 30]
+    if isinstance(cache, RedisCache):
+        client = replay.kept_client("default")
+        assert client is not None
+        return float(client.pttl(cache.make_key(key))) / 1000
+    if isinstance(cache, LocMemCache):
+        return cache._expire_info[cache.make_key(key)] - time.time()
+    pytest.skip(f"no way to read a record's expiry on {type(cache).__name__}")
+
+
+def test_replay_records_outlive_the_iat_window(dpop_settings: Any, dpop_key: DPoPKey) -> None:
+    proof = dpop_key.proof("GET", URL, access_token=TOKEN)
+    _verify(dpop_key, proof)
+    _, claims = decode_unverified(proof)
+    key = replay.replay_key(dpop_key.jkt, dpop.normalize_htu(URL), claims["jti"])
+    # DPOP_IAT_OFFSET (300) + DPOP_IAT_LEEWAY (30): longer than the offset alone
+    assert 300 < _record_ttl(key) <= 300 + 30
+
+
+@pytest.fixture
+def unavailable_replay_cache(dpop_settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The replay cache out of service: a Redis on a closed port when the suite runs on Redis
+    (a real fault); on local memory, which cannot fail, a fault injected into ``cache.add``."""
+    if not isinstance(replay.caches["default"], RedisCache):
+
+        def broken_add(*args: Any, **kwargs: Any) -> bool:
+            raise ConnectionError("cache down")
+
+        monkeypatch.setattr(replay.caches["default"], "add", broken_add)
+        yield
+        return
+    dead = {"BACKEND": "django.core.cache.backends.redis.RedisCache"}
+    dead["LOCATION"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    with override_settings(CACHES={**dpop_settings.CACHES, "dead_replay": dead}):
+        dpop_settings.AUTH0_OBO = {**dpop_settings.AUTH0_OBO, "CACHE_ALIAS": "dead_replay"}
+        yield
 
 
 def test_an_unavailable_replay_cache_fails_closed(
-    dpop_settings: Any, dpop_key: DPoPKey, monkeypatch: pytest.MonkeyPatch
+    unavailable_replay_cache: None, dpop_key: DPoPKey
 ) -> None:
-    def broken_add(*args: Any, **kwargs: Any) -> bool:
-        raise ConnectionError("cache down")
-
-    monkeypatch.setattr(replay.caches["default"], "add", broken_add)
     with pytest.raises(TenantUnavailable):
         _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
 

@@ -222,7 +222,7 @@ def test_the_memo_is_keyed_by_a_hash_never_by_the_token(tenant: LocalTenant) -> 
     token = tenant.mint()
     tokens.verify_access_token(token)
 
-    entries = tokens._memo._entries
+    entries = tokens.remembered_digests()
     assert len(entries) == 1
     digest = next(iter(entries))
     assert isinstance(digest, bytes)
@@ -282,12 +282,12 @@ def test_a_change_of_keys_clears_the_memo(
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "JWKS_REFETCH_COOLDOWN": 0}
     token = tenant.mint()
     tokens.verify_access_token(token)
-    assert len(tokens._memo) == 1
+    assert len(tokens.remembered_digests()) == 1
 
     new_kid = tenant.add_key()
     tokens.verify_access_token(tenant.mint(kid=new_kid))  # refetch: a new JWKS version
 
-    assert len(tokens._memo) == 1  # only the token verified after the change
+    assert len(tokens.remembered_digests()) == 1  # only the token verified after the change
     tokens.verify_access_token(token)
     assert len(key_lookups) == 3
 
@@ -299,14 +299,14 @@ def test_the_memo_is_bounded(tenant: LocalTenant, monkeypatch: pytest.MonkeyPatc
     for token in minted:
         tokens.verify_access_token(token)
 
-    assert len(tokens._memo) == 4
+    assert len(tokens.remembered_digests()) == 4
 
 
 def test_refused_tokens_are_not_remembered(tenant: LocalTenant) -> None:
     with pytest.raises(InvalidToken):
         tokens.verify_access_token(tenant.mint(audience="https://other.example.com"))
 
-    assert len(tokens._memo) == 0
+    assert len(tokens.remembered_digests()) == 0
 
 
 def test_the_memo_is_safe_under_concurrency(tenant: LocalTenant) -> None:
@@ -328,7 +328,7 @@ def test_the_memo_is_safe_under_concurrency(tenant: LocalTenant) -> None:
         thread.join()
 
     assert errors == []
-    assert len(tokens._memo) == 40
+    assert len(tokens.remembered_digests()) == 40
 
 
 # Property-based: whatever claims a correctly signed token carries --------------------------------

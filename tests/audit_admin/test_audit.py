@@ -25,7 +25,7 @@ from django_auth0_obo import audit, signals
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_audit")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 MCP = "mcp-server-client"
 API = "https://api.example.com"

@@ -36,7 +36,7 @@ from django_auth0_obo.testing import LocalTenant
 from django_auth0_obo.verified import VerifiedToken
 from tests.exchange_support import DOWNSTREAM, configure, user_token
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_audit_integrity")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 MCP = "mcp-server-client"
 
@@ -237,7 +237,7 @@ def test_csv_cells_cannot_become_formulas(value: Any, cell: str) -> None:
 def test_an_error_report_from_inside_authentication_hides_the_raw_token(
     auth0_tenant: LocalTenant, settings: Any
 ) -> None:
-    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "USER_RESOLVER": "tests.test_audit_integrity.boom"}
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "USER_RESOLVER": f"{__name__}.boom"}
     token = auth0_tenant.mint()
     request = APIRequestFactory().get("/files/x", HTTP_AUTHORIZATION=f"Bearer {token}")
     view = FileView.as_view()

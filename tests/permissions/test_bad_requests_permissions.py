@@ -25,7 +25,7 @@ from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 from django_auth0_obo.testing import REMOVE
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_bad_requests_permissions")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 MCP = "mcp-server-client"
 AGENT = "agt_7f3a"
@@ -244,7 +244,7 @@ def test_has_scopes_without_required_scopes_never_grants(
 
 
 def test_the_system_check_names_every_view_without_required_scopes(settings: Any) -> None:
-    settings.ROOT_URLCONF = "tests.test_bad_requests_permissions"
+    settings.ROOT_URLCONF = __name__
     errors = view_checks.check_required_scopes()
     assert {e.id for e in errors} == {"auth0_obo.E020"}
     assert {e.obj.__name__ for e in errors} == {

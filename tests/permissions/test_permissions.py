@@ -22,7 +22,7 @@ from django_auth0_obo import signals
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_permissions")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 API = "https://api.example.com"
 MCP = "mcp-server-client"
@@ -285,7 +285,7 @@ def test_a_missing_scope_answers_insufficient_scope_with_the_needed_scopes(
     assert 'resource_metadata="http://testserver/.well-known/oauth-protected-resource"' in header
 
 
-@pytest.mark.urls("tests.test_permissions_nometadata")
+@pytest.mark.urls("tests.permissions.test_permissions_nometadata")
 def test_no_resource_metadata_in_the_scope_challenge_when_urls_are_not_installed(
     auth0_tenant, api_client
 ):

@@ -50,7 +50,7 @@ def test_a_good_configuration_passes_every_check(settings: Any, tmp_path: Path) 
         "TLS_CA_BUNDLE": str(bundle),
         "CLIENT_AUTH_METHOD": "client_secret_basic",
         "AUDIT": "all",
-        "USER_RESOLVER": "tests.test_authentication_bearer.resolve_known_user",
+        "USER_RESOLVER": "tests.verify.test_authentication_bearer.resolve_known_user",
         "LEEWAY": 0,
         "HTTP_TIMEOUT": 2.5,
         "REQUIRE_AT_JWT": True,

@@ -141,7 +141,7 @@ def test_no_domain_at_all_is_an_error_when_one_is_needed() -> None:
 
 
 def test_the_user_resolver_is_imported_from_its_dotted_path() -> None:
-    path = "tests.test_authentication_bearer.resolve_known_user"
+    path = "tests.verify.test_authentication_bearer.resolve_known_user"
     with override_settings(AUTH0_OBO={**MINIMAL, "USER_RESOLVER": path}):
         from tests.verify.test_authentication_bearer import resolve_known_user
 

@@ -116,7 +116,7 @@ def test_a_user_resolver_maps_the_token_to_a_django_user(
 ) -> None:
     settings.AUTH0_OBO = {
         **settings.AUTH0_OBO,
-        "USER_RESOLVER": "tests.test_authentication_bearer.resolve_known_user",
+        "USER_RESOLVER": f"{__name__}.resolve_known_user",
     }
     get_user_model().objects.create_user(username="auth0|known")
 

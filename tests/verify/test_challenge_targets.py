@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from django_auth0_obo.permissions import HasScopes
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_challenge_targets")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 WELL_KNOWN = "http://testserver/.well-known/oauth-protected-resource"
 

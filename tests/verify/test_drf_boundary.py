@@ -22,7 +22,7 @@ from django_auth0_obo import api_exceptions, challenges, permissions
 from django_auth0_obo.testing import DPoPKey, LocalTenant
 from django_auth0_obo.verified import VerifiedToken
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_drf_boundary")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 API = "https://api.example.com"
 ACTOR = "mcp-server-client"

@@ -18,7 +18,7 @@ from django_auth0_obo.instrument import Auth0ViewMixin
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_instrument")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 ACTOR = "mcp-server-client"
 SEEN: list[Any] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_permissions")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.permissions.test_permissions")]
 
 URL = "/.well-known/oauth-protected-resource"
 
@@ -120,7 +120,7 @@ def test_a_401_points_at_the_metadata_when_the_urls_are_installed(client, settin
     )
 
 
-@pytest.mark.urls("tests.test_permissions_nometadata")
+@pytest.mark.urls("tests.permissions.test_permissions_nometadata")
 def test_a_401_has_no_resource_metadata_when_the_urls_are_not_installed(client, settings):
     obo(settings)
     response = client.get("/actors")

@@ -23,7 +23,7 @@ from django_auth0_obo.testing import DPoPKey, LocalTenant
 from django_auth0_obo.verified import VerifiedToken
 from tests.bearer_urls import API, CALENDAR_API, MCP_API
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_verified_matches")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 ACTOR = "mcp-server-client"
 

@@ -61,6 +61,22 @@ class Result:
         return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3 if ordered else 0.0
 
 
+def server_env(tenant: Any) -> dict[str, str]:
+    """The environment gunicorn serves ``bench.loadsettings`` with, against ``tenant``."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.loadsettings",
+        "DATABASE_URL": DATABASE_URL,
+        "CACHE_URL": CACHE_URL,
+        "AUTH0_DOMAIN": tenant.domain,
+        "AUTH0_AUDIENCE": MCP_API,
+        "AUTH0_CLIENT_ID": tenant.client_id,
+        "AUTH0_CLIENT_SECRET": tenant.client_secret,
+        "AUTH0_TLS_CA_BUNDLE": tenant.ca_bundle,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,18 +229,7 @@ def main() -> None:
     from django_auth0_obo.testing import DPoPKey, LocalTenant
 
     with LocalTenant() as tenant:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "bench.loadsettings",
-            "DATABASE_URL": DATABASE_URL,
-            "CACHE_URL": CACHE_URL,
-            "AUTH0_DOMAIN": tenant.domain,
-            "AUTH0_AUDIENCE": MCP_API,
-            "AUTH0_CLIENT_ID": tenant.client_id,
-            "AUTH0_CLIENT_SECRET": tenant.client_secret,
-            "AUTH0_TLS_CA_BUNDLE": tenant.ca_bundle,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
+        env = server_env(tenant)
         prepare_database(env)
         # Only this run's keys: a unique prefix on the shared Redis (never flushed).
         env["BENCH_CACHE_PREFIX"] = f"loadtest-{os.getpid()}-{int(time.time())}"

@@ -43,6 +43,10 @@ PROOF_TYPE = "dpop+jwt"
 MAX_PROOF_LENGTH = 8192
 MAX_JTI_LENGTH = 256
 MAX_CACHED_URL_LENGTH = 512
+#: Proof headers remembered once checked (one per client key; see ``_check_header``), and the
+#: longest header segment remembered (an RSA-4096 jwk is about 1 KB of base64url).
+HEADER_CACHE_SIZE = 256
+MAX_CACHED_HEADER_LENGTH = 2048
 
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -119,6 +123,7 @@ _allowed: dict[str, frozenset[str]] = {}
 @conf.on_reload
 def _clear_allowed_algorithms() -> None:
     _allowed.clear()
+    _check_header.cache_clear()
 
 
 def allowed_algorithms() -> frozenset[str]:
@@ -158,22 +163,10 @@ def verify_proof(
         raise InvalidDPoPProof("DPoP proof is not a JWT.") from None
     if not signature:
         raise InvalidDPoPProof("DPoP proof is not a JWT.")
-    header = _decode_segment(header_b64)
-    if header is None:
-        raise InvalidDPoPProof("DPoP proof header is not a JSON object.")
-    if header.get("typ") != PROOF_TYPE:
-        raise InvalidDPoPProof("DPoP proof typ must be dpop+jwt.")
-    alg = header.get("alg")
-    if type(alg) is not str or alg not in allowed_algorithms():
-        raise InvalidDPoPProof("DPoP proof alg is not allowed.")
-    if "crit" in header:
-        raise InvalidDPoPProof("DPoP proof has unsupported critical headers.")
-    if "jwk" not in header:
-        raise InvalidDPoPProof("DPoP proof has no jwk.")
-    try:
-        public = jose.public_key_from_jwk(header["jwk"], alg)
-    except jose.JWKError as error:
-        raise InvalidDPoPProof(f"DPoP proof {error}.") from None
+    if len(header_b64) > MAX_CACHED_HEADER_LENGTH:
+        alg, public = _check_header.__wrapped__(header_b64)
+    else:
+        alg, public = _check_header(header_b64)
     signing_input = header_b64 + b"." + payload_b64
     if not jose.verify(alg, public.key, signing_input, signature):
         raise InvalidDPoPProof("DPoP proof signature is invalid.")
@@ -196,6 +189,34 @@ def verify_proof(
     if not replay.remember_proof(public.jkt, htu, jti):
         raise InvalidDPoPProof("DPoP proof replayed.")
     return public.jkt
+
+
+@lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _check_header(header_b64: bytes) -> tuple[str, jose.PublicJWK]:
+    """The proof header's ``alg`` and public key, once ``typ``, ``alg``, ``crit`` and ``jwk``
+    pass (raises InvalidDPoPProof, which is never cached).
+
+    A client signs every proof with one key, so its header segment is the same bytes on every
+    request: the result is a pure function of those bytes (and the settings, whose reload clears
+    it), remembered so a known client costs a dict lookup instead of base64, JSON and JWK checks.
+    The signature is still verified against the key on every proof.
+    """
+    header = _decode_segment(header_b64)
+    if header is None:
+        raise InvalidDPoPProof("DPoP proof header is not a JSON object.")
+    if header.get("typ") != PROOF_TYPE:
+        raise InvalidDPoPProof("DPoP proof typ must be dpop+jwt.")
+    alg = header.get("alg")
+    if type(alg) is not str or alg not in allowed_algorithms():
+        raise InvalidDPoPProof("DPoP proof alg is not allowed.")
+    if "crit" in header:
+        raise InvalidDPoPProof("DPoP proof has unsupported critical headers.")
+    if "jwk" not in header:
+        raise InvalidDPoPProof("DPoP proof has no jwk.")
+    try:
+        return alg, jose.public_key_from_jwk(header["jwk"], alg)
+    except jose.JWKError as error:
+        raise InvalidDPoPProof(f"DPoP proof {error}.") from None
 
 
 def _decode_segment(segment: bytes) -> dict[str, Any] | None:

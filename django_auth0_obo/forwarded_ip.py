@@ -11,7 +11,9 @@ project's own proxy handling (a middleware that rewrites ``REMOTE_ADDR`` from a 
 knows which proxies to trust. The value lives in a context variable, so threads and asyncio tasks
 each see their own request, and is cleared when the request finishes; an exchange made outside
 any request (a worker, a management command) sends no header. Only a syntactically valid IP
-address is ever sent.
+address is ever sent: the raw ``REMOTE_ADDR`` is kept per request and parsed only when an
+exchange asks for it (parsing it on every authenticated request cost more than the rest of the
+step), so a request that makes no exchange never pays for it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from django_auth0_obo.conf import obo_settings
 
 HEADER = "auth0-forwarded-for"
 
-_user_ip: ContextVar[str | None] = ContextVar("django_auth0_obo_user_ip", default=None)
+#: The raw ``REMOTE_ADDR`` (any value); :func:`current_user_ip` validates it.
+_user_ip: ContextVar[Any] = ContextVar("django_auth0_obo_user_ip", default=None)
 
 
 def clean_ip(value: Any) -> str | None:
@@ -44,12 +47,12 @@ def clean_ip(value: Any) -> str | None:
 def remember_request(request: Any) -> None:
     """Note the end user's IP of the request being served (``REMOTE_ADDR``) for exchanges."""
     meta = getattr(request, "META", None)
-    _user_ip.set(clean_ip(meta.get("REMOTE_ADDR")) if isinstance(meta, dict) else None)
+    _user_ip.set(meta.get("REMOTE_ADDR") if isinstance(meta, dict) else None)
 
 
 def current_user_ip() -> str | None:
-    """The IP remembered for the request being served, or None."""
-    return _user_ip.get()
+    """The IP remembered for the request being served (validated and canonical), or None."""
+    return clean_ip(_user_ip.get())
 
 
 @contextmanager
@@ -66,7 +69,7 @@ def forwarding_headers() -> dict[str, str]:
     """``{"auth0-forwarded-for": ip}`` when forwarding is on and a request is being served."""
     if not obo_settings.FORWARD_USER_IP:
         return {}
-    ip = _user_ip.get()
+    ip = current_user_ip()
     return {HEADER: ip} if ip else {}
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from django_auth0_obo.conf import obo_settings
-from django_auth0_obo.permissions import HasScopes
+from django_auth0_obo.conf import as_tuple, obo_settings, view_option
 
 BEARER = "auth0Bearer"
 DPOP = "auth0DPoP"
@@ -58,5 +57,8 @@ class Auth0AuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore
         ]
 
     def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[str]]]:
-        scopes = list(HasScopes().get_required_scopes(auto_schema.view))
+        # The view's declared scopes, if any: a view without HasScopes declares none, and the
+        # schema must not raise where only HasScopes itself refuses to grant.
+        declared = as_tuple(view_option(auto_schema.view, "required_scopes"))
+        scopes = [scope for item in declared for scope in item.split()]
         return [{name: scopes} for name in accepted_schemes()]

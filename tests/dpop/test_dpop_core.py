@@ -404,3 +404,67 @@ def test_without_a_server_nonce_a_proof_nonce_is_ignored(
 ) -> None:
     proof = dpop_key.proof("GET", URL, access_token=TOKEN, nonce="whatever")
     assert _verify(dpop_key, proof) == dpop_key.jkt
+
+
+# The checked-header memo: a known client's header is not re-parsed, but nothing is skipped.
+
+
+def _header_segment(proof: str) -> str:
+    return proof.split(".")[0]
+
+
+def test_a_known_header_signed_by_another_key_is_refused(
+    dpop_settings: Any, dpop_key: DPoPKey
+) -> None:
+    assert _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN)) == dpop_key.jkt
+    other = DPoPKey.generate("ES256")
+    forged = other.proof("GET", URL, access_token=TOKEN, jwk=dpop_key.public_jwk)
+    assert _header_segment(forged) == _header_segment(dpop_key.proof("GET", URL))
+    with pytest.raises(InvalidDPoPProof, match="signature is invalid"):
+        _verify(dpop_key, forged)
+
+
+def test_a_different_jwk_with_the_same_kid_is_refused_after_a_cached_proof(
+    dpop_settings: Any, dpop_key: DPoPKey
+) -> None:
+    named = {**dpop_key.public_jwk, "kid": "client-key"}
+    assert _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN, jwk=named))
+    other = DPoPKey.generate("ES256")
+    impostor = other.proof(
+        "GET", URL, access_token=TOKEN, jwk={**other.public_jwk, "kid": "client-key"}
+    )
+    with pytest.raises(InvalidDPoPProof, match="cnf"):
+        _verify(dpop_key, impostor)
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"htu": "https://api.example.com/other"}, "htu"),
+        ({"htm": "POST"}, "htm"),
+        ({"ath": "x" * 43}, "ath"),
+        ({"iat": 1}, "too old"),
+    ],
+)
+def test_a_cached_header_still_has_every_claim_checked(
+    dpop_settings: Any, dpop_key: DPoPKey, claims: dict[str, Any], message: str
+) -> None:
+    assert _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
+    changed = dpop_key.proof("GET", URL, access_token=TOKEN, claims=claims)
+    with pytest.raises(InvalidDPoPProof, match=message):
+        _verify(dpop_key, changed)
+
+
+def test_a_settings_change_forgets_checked_headers(settings: Any, dpop_key: DPoPKey) -> None:
+    settings.AUTH0_OBO = {"DOMAIN": "t.example.com", "AUDIENCE": "a", "DPOP_ALGORITHMS": ["ES256"]}
+    assert _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
+    settings.AUTH0_OBO = {"DOMAIN": "t.example.com", "AUDIENCE": "a", "DPOP_ALGORITHMS": ["RS256"]}
+    with pytest.raises(InvalidDPoPProof, match="alg"):
+        _verify(dpop_key, dpop_key.proof("GET", URL, access_token=TOKEN))
+
+
+def test_a_refused_header_is_refused_every_time(dpop_settings: Any, dpop_key: DPoPKey) -> None:
+    bad = dpop_key.proof("GET", URL, access_token=TOKEN, headers={"crit": ["exp"]})
+    for _ in range(2):
+        with pytest.raises(InvalidDPoPProof, match="critical"):
+            _verify(dpop_key, bad)

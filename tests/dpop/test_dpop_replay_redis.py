@@ -88,3 +88,58 @@ def test_other_backends_still_use_cache_add(settings):
     assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is True
     assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is False
     assert replay.kept_client(ALIAS) is None
+
+
+def _held_connection():
+    return replay._held.connections[ALIAS][0]
+
+
+def test_a_connection_closed_by_redis_is_replaced_and_replays_are_still_refused(redis_replay):
+    jti = uuid.uuid4().hex
+    assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is True
+    connection = _held_connection()
+    connection.send_command("CLIENT", "ID")
+    connection_id = connection.read_response()
+    assert replay.kept_client(ALIAS).client_kill_filter(_id=connection_id) == 1
+    assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is False
+    assert replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex) is True
+
+
+def test_each_thread_sends_on_its_own_connection(redis_replay):
+    import threading
+
+    replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex)
+    seen = []
+
+    def other() -> None:
+        replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex)
+        seen.append(_held_connection())
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen
+    assert seen[0] is not _held_connection()
+
+
+def test_forgetting_clients_replaces_the_threads_connection(redis_replay):
+    jti = uuid.uuid4().hex
+    replay.remember_proof("jkt", "https://api.example.com/x", jti)
+    first = _held_connection()
+    replay.forget_clients()
+    assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is False
+    assert _held_connection() is not first
+
+
+def test_a_redis_that_stops_answering_mid_process_refuses_the_proof(settings):
+    with override_settings(CACHES=redis_caches(REDIS_URL, f"stop-{uuid.uuid4().hex}")):
+        settings.AUTH0_OBO = {**(settings.AUTH0_OBO or {}), "CACHE_ALIAS": ALIAS}
+        try:
+            assert replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex)
+            connection = _held_connection()
+            connection.disconnect()
+            connection.port = 1  # nothing listens there: reconnecting fails, as a dead Redis
+            with pytest.raises(TenantUnavailable):
+                replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex)
+        finally:
+            replay.forget_clients()

@@ -156,8 +156,14 @@ def test_basic_credentials_reach_the_next_authentication_class(
     assert response.json() == {"username": "alice"}
 
 
+@pytest.fixture
+def no_scopes_published(settings: Any) -> None:
+    """The project publishes no SCOPES_SUPPORTED, so challenges carry no ``scope=``."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "SCOPES_SUPPORTED": []}
+
+
 def test_no_credentials_get_a_bare_challenge_for_both_schemes(
-    tenant: LocalTenant, api_client: APIClient
+    tenant: LocalTenant, api_client: APIClient, no_scopes_published: None
 ) -> None:
     response = api_client.get("/claims")
 
@@ -166,7 +172,7 @@ def test_no_credentials_get_a_bare_challenge_for_both_schemes(
 
 
 def test_with_dpop_disabled_the_challenge_offers_bearer_only(
-    tenant: LocalTenant, settings: Any, api_client: APIClient
+    tenant: LocalTenant, settings: Any, api_client: APIClient, no_scopes_published: None
 ) -> None:
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "DPOP_MODE": "disabled", "REALM": "calendar"}
 
@@ -176,7 +182,7 @@ def test_with_dpop_disabled_the_challenge_offers_bearer_only(
 
 
 def test_a_failure_puts_error_and_description_on_the_bearer_challenge(
-    tenant: LocalTenant, api_client: APIClient
+    tenant: LocalTenant, api_client: APIClient, no_scopes_published: None
 ) -> None:
     response = api_client.get("/claims", **bearer(tenant.mint(expires_in=-600)))
 

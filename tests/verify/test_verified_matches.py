@@ -102,7 +102,7 @@ def test_the_matched_audience_is_recorded_and_audited(
 def test_a_dpop_token_records_its_bound_jkt(
     tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any
 ) -> None:
-    token = tenant.mint(cnf_jkt=dpop_key.jkt)
+    token = tenant.mint(audience=API, cnf_jkt=dpop_key.jkt)
     proof = dpop_key.proof("GET", "http://testserver/echo", token)
     response = api_client.get("/echo", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof)
     assert response.status_code == 200, response.content

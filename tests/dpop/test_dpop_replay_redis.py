@@ -91,7 +91,7 @@ def test_other_backends_still_use_cache_add(settings):
 
 
 def _held_connection():
-    return replay._held.connections[ALIAS][0]
+    return replay.held_connection(ALIAS)
 
 
 def test_a_connection_closed_by_redis_is_replaced_and_replays_are_still_refused(redis_replay):

@@ -1,9 +1,10 @@
 """The version matrix, one command: ``make matrix`` (or ``nox``).
 
 Python 3.11, 3.12 and 3.13 by Django 5.2 LTS and the newest 6.x (Django 6 needs Python 3.12+, so
-3.11 runs 5.2 only), each with the newest Django REST framework. To keep its cost small the
-matrix runs the suite without the browser test, the demo and the other slowest end-to-end tests
-(the main CI run has them), with fewer hypothesis examples.
+3.11 runs 5.2 only), each with the newest Django REST framework. To keep its cost small (CI runs
+it after the two full runs) the matrix runs the suite without the tests marked slow, the browser
+test, the demo and the other end-to-end tests that start processes or servers (the main CI runs
+have them), with fewer hypothesis examples.
 
 The test dependencies are the ``test`` extra of ``pyproject.toml`` minus the browser driver and
 the linter, so the list lives in one place.
@@ -23,13 +24,38 @@ nox.options.error_on_missing_interpreters = True
 #: Django series under test: the LTS and the newest feature release.
 DJANGO = {"5.2": "Django~=5.2.0", "6.x": "Django>=6.1,<7"}
 PYTHONS = ["3.11", "3.12", "3.13"]
-#: Left out of the matrix runs (slow or needing a browser); the main CI run has them.
-SLOW = [
-    "--ignore=tests/browser",
-    "--ignore=tests/project/test_demo.py",
-    "--ignore=tests/verify/test_fuzz_bearer.py",
-    "--ignore=tests/dpop/test_fuzz_dpop.py",
+#: Left out of the matrix runs: the tests marked slow, and (by name, wherever their files live)
+#: the browser test, the demo, the fuzzers and the end-to-end tests that start other processes or
+#: servers (gunicorn, uvicorn, worker processes, the MCP and TypeScript clients, the README's
+#: commands). They exercise this package's code no differently on another Python or Django; the
+#: main CI runs have every one of them.
+FAST = [
+    "-m",
+    "not slow",
+    "-k",
+    " and ".join(
+        f"not {name}"
+        for name in (
+            "browser",
+            "demo",
+            "fuzz",
+            "test_dpop_replay_processes",
+            "test_exchange_processes",
+            "across_processes",
+            "four_processes",
+            "gunicorn",
+            "uvicorn",
+            "outage",
+            "typescript",
+            "end_to_end",
+            "readme",
+            "install_browser",
+            "100000_rows",
+        )
+    ),
 ]
+#: Hypothesis examples per property in the matrix (the main runs use the default, 150).
+EXAMPLES = "10"
 #: Printed first, so a run's log says what it tested.
 VERSIONS = (
     "import django, rest_framework, sys;"
@@ -71,9 +97,9 @@ def tests(session: nox.Session, django: str) -> None:
         "-x",
         "-p",
         "no:cacheprovider",
-        *SLOW,
+        *FAST,
         *session.posargs,
-        env={"HYPOTHESIS_MAX_EXAMPLES": "25"},
+        env={"HYPOTHESIS_MAX_EXAMPLES": EXAMPLES},
     )
 
 

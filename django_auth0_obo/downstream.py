@@ -15,8 +15,8 @@ guide asks of the caller, so views need not:
   downstream API does not enable sender-constraining, and the guide says not to forward it.
 
 The rules live in :class:`DownstreamCall`, shared with the ``httpx`` twin
-(:mod:`django_auth0_obo.downstream_httpx`). The exchange module is imported lazily: it re-exports
-this class, so a top-level import here would be circular.
+(:mod:`django_auth0_obo.downstream_httpx`). It uses the exchange implementation
+(:mod:`.on_behalf_of`), not the public :mod:`.exchange` that re-exports this class.
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase
 
+from django_auth0_obo import dpop, token_endpoint
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
+from django_auth0_obo.on_behalf_of import (
+    OnBehalfOfTokenResult,
+    forget_token_on_behalf_of,
+    get_token_on_behalf_of,
+)
 
 if TYPE_CHECKING:
-    from django_auth0_obo.exchange import OnBehalfOfTokenResult
     from django_auth0_obo.verified import VerifiedToken
 
 logger = logging.getLogger("django_auth0_obo")
@@ -62,8 +67,6 @@ def challenge_error(headers: Any) -> str | None:
 
 def forget_cached_token(token: str | VerifiedToken, audience: str, scope: str | None) -> None:
     """Drop the cached on-behalf-of token for these arguments (the downstream API refused it)."""
-    from django_auth0_obo.exchange import forget_token_on_behalf_of
-
     forget_token_on_behalf_of(token, audience, scope)
 
 
@@ -71,8 +74,6 @@ class DownstreamCall:
     """One logical downstream call: the token to send, its headers, and what a 401 means."""
 
     def __init__(self, auth: DownstreamAuth) -> None:
-        from django_auth0_obo import token_endpoint
-
         self.token = auth.token
         self.audience = auth.audience
         self.scope = auth.scope
@@ -87,8 +88,6 @@ class DownstreamCall:
     # The exchange (sync; the httpx twin runs it in a thread for async callers).
 
     def exchange(self) -> OnBehalfOfTokenResult:
-        from django_auth0_obo.exchange import get_token_on_behalf_of
-
         result = get_token_on_behalf_of(self.token, self.audience, self.scope)
         if self.require_dpop and (result.get("token_type") or "").lower() != "dpop":
             raise TokenExchangeError(
@@ -118,9 +117,7 @@ class DownstreamCall:
         access_token = self.result["access_token"]
         if not self.bound:
             return {"Authorization": f"Bearer {access_token}"}
-        from django_auth0_obo.dpop import make_proof
-
-        proof = make_proof(method, url, access_token, nonce=_nonces.get(origin(url)))
+        proof = dpop.make_proof(method, url, access_token, nonce=_nonces.get(origin(url)))
         return {"Authorization": f"DPoP {access_token}", "DPoP": proof}
 
     def next_step(self, url: str, status: int, headers: Any) -> str | None:

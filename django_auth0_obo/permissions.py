@@ -185,6 +185,7 @@ def _client_matches(token: VerifiedToken) -> bool:
     malformed ``act.client_id`` never matches.
     """
     claims = token.claims
+    client: object
     if "azp" in claims:
         client = claims["azp"]
     elif "client_id" in claims:

@@ -12,7 +12,7 @@ from django_auth0_obo.conf import as_tuple, obo_settings
 from django_auth0_obo.tokens import Verification
 
 if TYPE_CHECKING:
-    from django_auth0_obo.exchange import OnBehalfOfTokenResult
+    from django_auth0_obo.on_behalf_of import OnBehalfOfTokenResult
 
 
 class VerifiedToken:
@@ -108,13 +108,15 @@ class VerifiedToken:
 
     def on_behalf_of(self, audience: str, scope: str | None = None) -> OnBehalfOfTokenResult:
         """Exchange this token for one scoped to ``audience``, keeping the user's ``sub``."""
-        from django_auth0_obo.exchange import get_token_on_behalf_of
+        # Imported here, not at the top: the exchange loads the models, and this module must stay
+        # importable before the app registry is ready (authentication classes, type hints).
+        from django_auth0_obo.on_behalf_of import get_token_on_behalf_of
 
         return get_token_on_behalf_of(self, audience, scope)
 
     async def aon_behalf_of(self, audience: str, scope: str | None = None) -> OnBehalfOfTokenResult:
         """:meth:`on_behalf_of` for coroutines: never blocks the event loop."""
-        from django_auth0_obo.exchange import aget_token_on_behalf_of
+        from django_auth0_obo.on_behalf_of import aget_token_on_behalf_of
 
         return await aget_token_on_behalf_of(self, audience, scope)
 

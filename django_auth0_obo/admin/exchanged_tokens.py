@@ -77,7 +77,7 @@ class ExchangedTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ("revoke",)
     show_full_result_count = False
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         """Refuse querystring lookups on hidden columns (``?encrypted_token__startswith=``
         would let a view-only user read the ciphertext, or probe ``key``, one character at a
         time); Django answers such a request 400."""

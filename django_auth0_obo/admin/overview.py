@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -298,13 +298,17 @@ def _days(rows: QuerySet[DelegationEvent], period: Period) -> list[overview_svg.
         )
         .order_by("day")
     )
-    by_index = {g["day"]: g for g in grouped}
+    by_index: dict[int, Mapping[str, Any]] = {g["day"]: g for g in grouped}
     days = []
     for i, day in enumerate(period.dates):
         g = by_index.get(i, {})
         days.append(
             overview_svg.Day(
-                day, g.get("allowed", 0), g.get("denied", 0), g.get("hits", 0), g.get("misses", 0)
+                day,
+                int(g.get("allowed", 0)),
+                int(g.get("denied", 0)),
+                int(g.get("hits", 0)),
+                int(g.get("misses", 0)),
             )
         )
     return days

@@ -252,6 +252,16 @@ def clear_cache() -> None:
 on_reload(clear_cache)
 
 
+def holds_keys_for(issuer: str) -> bool:
+    """Whether this process holds a key set for ``issuer`` now (nothing is fetched)."""
+    return issuer in _local
+
+
+def shared_cache_keys(issuer: str) -> list[str]:
+    """The shared Django cache's keys for ``issuer``: its discovery/JWKS document, its cooldown."""
+    return [_cache_key("doc", issuer), _cache_key("cooldown", issuer)]
+
+
 def forget_issuer(issuer: str) -> None:
     """Forget everything cached about ``issuer``, here and in the shared Django cache.
 
@@ -259,9 +269,7 @@ def forget_issuer(issuer: str) -> None:
     rest of a shared cache (a developer's Redis) alone.
     """
     clear_cache()
-    caches[obo_settings.CACHE_ALIAS].delete_many(
-        [_cache_key("doc", issuer), _cache_key("cooldown", issuer)]
-    )
+    caches[obo_settings.CACHE_ALIAS].delete_many(shared_cache_keys(issuer))
 
 
 def _after_fork_in_child() -> None:

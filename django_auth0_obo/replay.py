@@ -131,6 +131,12 @@ def kept_client(alias: str) -> Any | None:
     return _clients.get(alias)
 
 
+def held_connection(alias: str) -> Any | None:
+    """This thread's connection for ``alias``, if a proof on this thread has needed one."""
+    held = _held.connections.get(alias)
+    return None if held is None else held[0]
+
+
 def forget_clients() -> None:
     """Drop the kept Redis clients (settings changed: CACHES or CACHE_ALIAS may differ); each
     thread's connection is closed and replaced at its next use."""

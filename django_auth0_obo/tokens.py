@@ -97,6 +97,11 @@ def clear_memo() -> None:
     _memo.clear()
 
 
+def remembered_digests() -> list[bytes]:
+    """The SHA-256 digests of the tokens this process remembers as verified (never a token)."""
+    return _memo.keys()
+
+
 def _reload() -> None:
     global _policy
     _policy = None

@@ -50,6 +50,10 @@ class TtlMemo(Generic[K, V]):
         with self._lock:
             self._entries.clear()
 
+    def keys(self) -> list[K]:
+        with self._lock:
+            return list(self._entries)
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -1,4 +1,4 @@
-"""A django-ninja API protected by ``Auth0Auth`` (for ``tests/test_ninja.py``)."""
+"""A django-ninja API protected by ``Auth0Auth`` (for ``tests/project/test_ninja.py``)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.test_exchange_processes import postgres_database  # noqa: F401 - a fixture
+from tests.exchange.test_exchange_processes import postgres_database  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("perf_process_worker.py")

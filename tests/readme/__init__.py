@@ -1,1 +1,4 @@
-"""The README's code as a Django project (see ``tests/test_readme.py`` for the conventions)."""
+"""The README's code as a Django project.
+
+See ``tests/project/test_readme.py`` for the conventions.
+"""

@@ -1,7 +1,7 @@
 """Every ```python block of README.md, with how it runs (``<!-- readme-test: MODE ARGS -->``).
 
-The conventions are documented at the top of ``tests/test_readme.py``; this module only parses
-the README and turns its settings, URL and view blocks into a project.
+The conventions are documented at the top of ``tests/project/test_readme.py``; this module only
+parses the README and turns its settings, URL and view blocks into a project.
 """
 
 from __future__ import annotations

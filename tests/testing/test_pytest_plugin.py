@@ -30,7 +30,7 @@ def test_state_left_behind_by_one_test(auth0_tenant: LocalTenant) -> None:
 
     cache.set(_CACHE_KEY, "not ours")
     keys.get_keyset(auth0_tenant.issuer)
-    assert cache.get(keys._cache_key("doc", auth0_tenant.issuer)) is not None
+    assert cache.get_many(keys.shared_cache_keys(auth0_tenant.issuer)) != {}
     auth0_tenant.rotate()
     auth0_tenant.inject_fault("jwks", status=500, times=None)
     auth0_tenant.require_dpop_nonce()
@@ -41,7 +41,7 @@ def test_is_gone_in_the_next(auth0_tenant: LocalTenant) -> None:
 
     from django_auth0_obo import keys
 
-    assert cache.get(keys._cache_key("doc", auth0_tenant.issuer)) is None
+    assert cache.get_many(keys.shared_cache_keys(auth0_tenant.issuer)) == {}
     assert cache.get(_CACHE_KEY) == "not ours", "entries the app did not write must survive"
     cache.delete(_CACHE_KEY)
     assert len(auth0_tenant.jwks()["keys"]) == 1

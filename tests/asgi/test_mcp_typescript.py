@@ -1,0 +1,85 @@
+"""The official MCP TypeScript SDK's discovery against our metadata and challenges.
+
+This is the client that refused 0.1's configuration ("Protected resource https://mcp.example.com
+does not match expected http://…/mcp/calendar"). Runs when ``node`` and ``npm`` are installed;
+skipped (saying why) when they are not or when ``npm install`` fails (no registry access).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from django_auth0_obo.testing import LocalTenant
+from tests.mcp_support import configure_mcp
+from tests.uvicorn_support import bind, serve
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCRIPT_DIR = Path(__file__).resolve().parents[1] / "ts"
+
+
+@pytest.fixture(scope="session")
+def ts_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the TypeScript SDK installed and ``discovery.mjs``."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        pytest.skip("node/npm are not installed")
+    directory = tmp_path_factory.mktemp("ts-sdk")
+    for name in ("package.json", "discovery.mjs"):
+        shutil.copy(SCRIPT_DIR / name, directory / name)
+    installed = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"npm install failed: {installed.stderr.strip()[-300:]}")
+    return directory
+
+
+@pytest.fixture(params=["verifier", "protect"])
+def mcp_url(request: Any, auth0_tenant: LocalTenant, settings: Any) -> Iterator[str]:
+    from testproject.mcp_server import build_application
+
+    sock = bind()
+    resource = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    configure_mcp(auth0_tenant, settings, resource)
+    with serve(build_application(protected=request.param == "protect"), sock, lifespan="on"):
+        yield resource
+    connection.close()
+
+
+def test_the_typescript_sdk_accepts_our_discovery(
+    ts_sdk: Path, mcp_url: str, auth0_tenant: LocalTenant
+) -> None:
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": auth0_tenant.ca_bundle}
+    run = subprocess.run(
+        ["node", "discovery.mjs", mcp_url],
+        cwd=ts_sdk,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    origin = mcp_url.removesuffix("/mcp")
+    assert found["status"] == 401
+    assert found["resourceMetadataUrl"] == f"{origin}/.well-known/oauth-protected-resource/mcp"
+    assert found["resource"] == mcp_url
+    assert found["selectedResource"] == mcp_url
+    assert found["authorizationEndpoint"] == f"{auth0_tenant.base_url}/authorize"
+    assert found["registrationEndpoint"] == f"{auth0_tenant.base_url}/oidc/register"
+    assert "S256" in found["codeChallengeMethods"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -292,14 +293,16 @@ def test_a_change_of_keys_clears_the_memo(
     assert len(key_lookups) == 3
 
 
-def test_the_memo_is_bounded(tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens, "_memo", tokens._Memo(4))
-    minted = [tenant.mint(sub=f"user-{i}") for i in range(10)]
+def test_the_memo_is_bounded(tenant: LocalTenant) -> None:
+    minted = [tenant.mint(sub=f"user-{i}") for i in range(tokens.MEMO_SIZE + 3)]
 
     for token in minted:
         tokens.verify_access_token(token)
 
-    assert len(tokens.remembered_digests()) == 4
+    remembered = tokens.remembered_digests()
+    assert len(remembered) == tokens.MEMO_SIZE
+    assert hashlib.sha256(minted[0].encode()).digest() not in remembered  # oldest went first
+    assert hashlib.sha256(minted[-1].encode()).digest() in remembered
 
 
 def test_refused_tokens_are_not_remembered(tenant: LocalTenant) -> None:

@@ -26,6 +26,7 @@ import email.utils
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -278,16 +279,34 @@ def _parse_success(response: requests.Response) -> dict[str, Any]:
     return body
 
 
+#: RFC 6749 §5.2: an ``error`` code is printable ASCII without ``"`` or ``\\``; ours are short.
+_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,128}")
+#: The most of the tenant's ``error_description`` passed on to callers and logs.
+MAX_DESCRIPTION_CHARS = 512
+
+
 def _parse_error(response: requests.Response) -> tuple[str | None, str]:
-    """``(error, error_description)`` exactly as the tenant sent them, when it sent them."""
+    """``(error, error_description)`` as the tenant sent them, when they are well formed.
+
+    The tenant's words reach our callers' answers and our logs, so they are bounded here: an
+    ``error`` outside RFC 6749's character set or length counts as no code at all, and the
+    description keeps only printable characters, cut at :data:`MAX_DESCRIPTION_CHARS`.
+    """
     try:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
-        description = body.get("error_description")
-        return body["error"], description if isinstance(description, str) else ""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, str) and _ERROR_CODE.fullmatch(error):
+            description = body.get("error_description")
+            return error, _printable(description) if isinstance(description, str) else ""
     return None, f"The token endpoint answered HTTP {response.status_code}."
+
+
+def _printable(text: str) -> str:
+    kept = "".join(c for c in text[: MAX_DESCRIPTION_CHARS * 2] if c.isprintable())
+    return kept if len(kept) <= MAX_DESCRIPTION_CHARS else kept[: MAX_DESCRIPTION_CHARS - 1] + "…"
 
 
 def _remember_nonce(domain: str, response: requests.Response) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -70,8 +71,40 @@ def test_an_error_body_yields_the_tenants_strings_or_a_generic_description(statu
 
     assert error is None or (isinstance(error, str) and error)
     assert isinstance(description, str)
-    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
-        assert error == body["error"]
+    assert description.isprintable()
+    assert len(description) <= token_endpoint.MAX_DESCRIPTION_CHARS
+    sent = body.get("error") if isinstance(body, dict) else None
+    if isinstance(sent, str) and re.fullmatch(r"[ !#-\[\]-~]{1,128}", sent):
+        assert error == sent
+    else:
+        assert error is None
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "description"),
+    [
+        ({"error": "access_denied", "error_description": "No."}, "access_denied", "No."),
+        ({"error": "x\r\nSet-Cookie: a=b"}, None, "The token endpoint answered HTTP 403."),
+        ({"error": 'say "hi"'}, None, "The token endpoint answered HTTP 403."),
+        ({"error": "e" * 129}, None, "The token endpoint answered HTTP 403."),
+        (
+            {"error": "invalid_grant", "error_description": "bad\r\nFAKE LOG LINE\x00"},
+            "invalid_grant",
+            "badFAKE LOG LINE",
+        ),
+        (
+            {"error": "invalid_grant", "error_description": "d" * 100_000},
+            "invalid_grant",
+            "d" * 511 + "…",
+        ),
+    ],
+    ids=["well formed", "CR/LF in code", "quote in code", "code too long", "control chars", "huge"],
+)
+def test_the_tenants_error_words_are_bounded_before_anyone_sees_them(body, error, description):
+    assert token_endpoint._parse_error(response(403, json.dumps(body).encode())) == (
+        error,
+        description,
+    )
 
 
 @given(st.text(max_size=60), st.text(max_size=30) | st.integers(0, 10**20).map(str))

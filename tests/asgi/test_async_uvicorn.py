@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
 
 from django_auth0_obo.models import DelegationEvent
@@ -36,8 +36,11 @@ def tenant(auth0_tenant: LocalTenant, settings: Any) -> Iterator[LocalTenant]:
 
 @pytest.fixture
 def server(tenant: LocalTenant) -> Iterator[str]:
-    """uvicorn serving Django's ASGI application on a free loopback port, in a thread."""
-    with serve(get_asgi_application(), bind(), lifespan="off") as url:
+    """uvicorn serving Django's ASGI handler on a free loopback port, in a thread.
+
+    The handler is built directly: ``get_asgi_application()`` would run ``django.setup()`` again
+    and bind the project's logging handler to this test's captured (soon closed) stderr."""
+    with serve(ASGIHandler(), bind(), lifespan="off") as url:
         yield url
 
 

@@ -27,7 +27,6 @@ import binascii
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -85,7 +84,9 @@ _VERIFIERS: dict[str, Algorithm] = {
 }
 assert set(_VERIFIERS) == ASYMMETRIC_ALGORITHMS, "PyJWT lacks an asymmetric algorithm"
 
-_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+#: The base64url alphabet: ``bytes.translate`` deleting these leaves nothing for a valid segment
+#: (a C loop, several times faster than a regular expression on every token segment).
+B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4; 1 is refused before decoding
 
@@ -115,7 +116,7 @@ def b64url_decode(data: str | bytes) -> bytes:
             raise JOSEError("not base64url") from None
     elif type(data) is not bytes:
         raise JOSEError("not base64url")
-    if not _B64URL.fullmatch(data) or len(data) % 4 == 1:
+    if data.translate(None, B64URL_ALPHABET) or len(data) % 4 == 1:
         raise JOSEError("not base64url")
     try:  # the alphabet is checked above; translating ourselves skips base64's own copies
         return binascii.a2b_base64(data.translate(_TO_STANDARD) + _PADDING[len(data) % 4])

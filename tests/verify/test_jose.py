@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any
 
 import pytest
@@ -34,6 +35,25 @@ def test_base64url_round_trips(data: bytes) -> None:
 def test_base64url_is_strict(text: Any) -> None:
     with pytest.raises(jose.JOSEError):
         jose.b64url_decode(text)
+
+
+_B64URL_ORACLE = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+@given(
+    st.binary(max_size=40) | st.text(alphabet="AZaz09-_+/= .\n\x00é", max_size=40).map(str.encode)
+)
+def test_base64url_accepts_exactly_the_url_safe_alphabet(data: bytes) -> None:
+    """The decoder's alphabet check agrees with the plain rule: URL-safe characters only, and no
+    length of 1 mod 4 (which no byte string encodes to)."""
+    valid = bool(_B64URL_ORACLE.fullmatch(data)) and len(data) % 4 != 1
+    try:
+        decoded = jose.b64url_decode(data)
+    except jose.JOSEError:
+        assert not valid
+    else:
+        assert valid
+        assert base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4)) == decoded
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,20 @@ def test_strict_json_reads_what_json_writes(value: Any) -> None:
     assert jose.loads(json.dumps(value).encode()) == value
 
 
+@given(st.text(alphabet=' \t\n\r\x0b\xa0{}[]":,0123456789.eE+-truefalsn\\u', max_size=30))
+def test_strict_json_decides_like_the_standard_decoder(text: str) -> None:
+    """The fast path (the decoder's own scanner) accepts and refuses exactly what
+    ``JSONDecoder.decode`` does with the same strict hooks, whitespace around the value included."""
+    strict = json.JSONDecoder(parse_constant=jose._reject_constant, parse_float=jose._finite_float)
+    try:
+        expected = strict.decode(text)
+    except (ValueError, RecursionError):
+        with pytest.raises(jose.JOSEError):
+            jose.loads(text)
+    else:
+        assert jose.loads(text) == expected
+
+
 @pytest.mark.parametrize("text", [b"\xff", b"{", b"", b'"\\ud800"x'])
 def test_strict_json_refuses_broken_input(text: bytes) -> None:
     with pytest.raises(jose.JOSEError):

@@ -112,7 +112,7 @@ class ProofClaim:
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self._add: tuple[Any, str, float] | None = None  # a non-Redis backend's cache.add
-        self._command: tuple[Any, ...] = ()
+        self._command: list[bytes] = []  # the SET NX, packed once for the send and a resend
         self._connection: Any = None  # Redis: this thread's connection
         self._owed = False  # the SET NX went out and its reply is unread
         self._pid = os.getpid()
@@ -127,10 +127,10 @@ class ProofClaim:
             earlier.close()
         client = _clients.get(self.alias) or _redis_client(self.alias, cache)
         full_key = cache.make_key(key)  # a fixed-shape digest: nothing to validate
-        self._command = ("SET", full_key, 1, "NX", "PX", max(1, int(timeout * 1000)))
+        self._command = [_pack_set_nx(full_key, max(1, int(timeout * 1000)))]
         self._connection = _connection(self.alias, client)
         try:
-            self._connection.send_command(*self._command)
+            self._connection.send_packed_command(self._command)
         except Exception:
             self._connection.disconnect()
             return
@@ -166,7 +166,7 @@ class ProofClaim:
             except Exception:
                 connection.disconnect()
         try:
-            connection.send_command(*self._command)
+            connection.send_packed_command(self._command)
             return connection.read_response() is not None
         except Exception:
             connection.disconnect()
@@ -200,6 +200,19 @@ class ProofClaim:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _pack_set_nx(key: str, ttl_ms: int) -> bytes:
+    """``SET key 1 NX PX ttl_ms`` as RESP (requests are the same bytes for RESP2 and RESP3),
+    written directly: redis-py's generic packer took about 5 µs a call, ten times this."""
+    raw = key.encode("utf-8")
+    ttl = b"%d" % ttl_ms
+    return b"*6\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\n1\r\n$2\r\nNX\r\n$2\r\nPX\r\n$%d\r\n%b\r\n" % (
+        len(raw),
+        raw,
+        len(ttl),
+        ttl,
+    )
 
 
 def _redis_client(alias: str, cache: RedisCache) -> Any:

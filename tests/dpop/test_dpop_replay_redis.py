@@ -66,6 +66,19 @@ def test_the_record_uses_the_caches_own_key_and_expires_with_the_iat_window(redi
     assert redis_replay.get(key) == 1  # readable through the cache API as well
 
 
+def test_a_record_under_a_non_ascii_key_prefix_is_the_caches_own_key(settings):
+    with override_settings(CACHES=redis_caches(REDIS_URL, f"préfixe-€-{uuid.uuid4().hex}")):
+        settings.AUTH0_OBO = {**(settings.AUTH0_OBO or {}), "CACHE_ALIAS": ALIAS}
+        try:
+            jti = uuid.uuid4().hex
+            assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is True
+            assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is False
+            key = replay.replay_key("jkt", "https://api.example.com/x", jti)
+            assert caches[ALIAS].get(key) == 1
+        finally:
+            replay.forget_clients()
+
+
 def test_one_client_serves_every_call_in_the_process(redis_replay):
     replay.remember_proof("jkt", "https://api.example.com/x", uuid.uuid4().hex)
     first = replay.kept_client(ALIAS)

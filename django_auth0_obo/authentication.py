@@ -91,7 +91,7 @@ class Auth0Authentication(BaseAuthentication):
             raw_token,
             proof=self.get_dpop_proof(request),
             method=request._request.method or "GET",
-            url=request.build_absolute_uri,
+            url=lambda: verification.request_url(request._request),
             audiences=self.get_audiences(request),
         )
 

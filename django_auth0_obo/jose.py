@@ -10,7 +10,7 @@ fix to one copy silently misses the other — so every rule lives here and the c
 - the compact-JWS split;
 - what makes a JWK private or symmetric, the minimum RSA size, and turning a JWK into a public
   key by one path (with RFC 7638 thumbprints);
-- one signature check.
+- one signature check (ECDSA without PyJWT's per-call conversion, the rest through PyJWT).
 
 Every failure is a :class:`JOSEError` (a ``ValueError``) whose message is safe to show; the
 callers map it to their own exceptions (``InvalidToken``, ``InvalidDPoPProof``, a skipped key).
@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 #: Asymmetric JWS algorithms and the key type (and curves, when it matters) each one needs.
@@ -83,6 +86,13 @@ _VERIFIERS: dict[str, Algorithm] = {
     if name in ASYMMETRIC_ALGORITHMS
 }
 assert set(_VERIFIERS) == ASYMMETRIC_ALGORITHMS, "PyJWT lacks an asymmetric algorithm"
+#: ECDSA parameters per algorithm, built once: ES256 is every DPoP proof's algorithm, and PyJWT's
+#: verifier builds these and converts the signature through Python helpers on every call.
+_ECDSA: dict[str, ec.ECDSA] = {
+    "ES256": ec.ECDSA(hashes.SHA256()),
+    "ES384": ec.ECDSA(hashes.SHA384()),
+    "ES512": ec.ECDSA(hashes.SHA512()),
+}
 
 #: The base64url alphabet: ``bytes.translate`` deleting these leaves nothing for a valid segment
 #: (a C loop, several times faster than a regular expression on every token segment).
@@ -211,10 +221,30 @@ def verify(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
     verifier = _VERIFIERS.get(alg)
     if verifier is None:
         return False
+    ecdsa = _ECDSA.get(alg)
     try:
+        if ecdsa is not None and isinstance(key, ec.EllipticCurvePublicKey):
+            return _verify_ecdsa(key, ecdsa, signing_input, signature)
         return bool(verifier.verify(signing_input, key, signature))
     except (ValueError, TypeError):  # a signature of the wrong shape
         return False
+
+
+def _verify_ecdsa(
+    key: ec.EllipticCurvePublicKey, ecdsa: ec.ECDSA, signing_input: bytes, signature: bytes
+) -> bool:
+    """A JWS ECDSA signature (RFC 7518 §3.4: R and S, each as long as the curve's order, end to
+    end) checked as the DER signature cryptography takes; any other length is invalid."""
+    size = (key.curve.key_size + 7) // 8
+    if len(signature) != 2 * size:
+        return False
+    r = int.from_bytes(signature[:size], "big")
+    s = int.from_bytes(signature[size:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), signing_input, ecdsa)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def key_fits(alg: str, kty: Any, crv: Any) -> bool:

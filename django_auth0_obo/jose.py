@@ -27,7 +27,7 @@ import binascii
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -148,7 +148,7 @@ def _finite_float(text: str) -> float:
 _JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 #: The decoder's own C scanner: ``JSONDecoder.decode`` wraps it in two Python frames and two
 #: whitespace regexes, about half the cost of decoding a token's header and payload.
-_SCAN = _JSON.scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
 #: What JSON calls whitespace (RFC 8259 §2), around the value.
 _JSON_WHITESPACE = " \t\n\r"
 

@@ -26,8 +26,10 @@ Exchanges are recorded from the ``token_exchanged`` / ``exchange_failed`` signal
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -57,9 +59,14 @@ DENIED = "denied"
 
 @dataclass
 class PendingEvent:
-    """A row waiting for the permission decision. ``selected``: AUDIT wants it even if allowed."""
+    """A row waiting for the permission decision. ``selected``: AUDIT wants it even if allowed.
 
-    fields: dict[str, Any]
+    ``fields`` builds the row's fields when it is written: most requests under the default AUDIT
+    carry a token nobody acts for, whose allowed row is never written, so building (and escaping)
+    its fields on every request would cost for nothing.
+    """
+
+    fields: Callable[[], dict[str, Any]]
     selected: bool
     outcome: str = ALLOWED
     reason: str = ""
@@ -82,7 +89,7 @@ def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
         return existing
     view = (getattr(request, "parser_context", None) or {}).get("view")
     event = PendingEvent(
-        fields=request_fields(request, token, view),
+        fields=functools.partial(request_fields, request, token, view),
         selected=mode == "all" or token.is_delegated,
     )
     setattr(django_request, PENDING_ATTRIBUTE, event)
@@ -115,13 +122,16 @@ def settle(event: PendingEvent) -> None:
         return
     if _in_request_transaction():
         return  # request_finished writes it once the request's transaction is over
+    if not event.selected and event.outcome != DENIED:
+        event.written = True  # an allowed row AUDIT does not want: nothing to build or write
+        return
     _write_once(event)
 
 
 def _write_once(event: PendingEvent) -> None:
     event.written = True
     if event.selected or event.outcome == DENIED:
-        write_event({**event.fields, "outcome": event.outcome, "reason": event.reason})
+        write_event({**event.fields(), "outcome": event.outcome, "reason": event.reason})
 
 
 def write_event(fields: dict[str, Any]) -> None:
@@ -285,7 +295,7 @@ def record_exchange(
             "subject_verified": verified or outcome == ALLOWED,
         }
     )
-    event = PendingEvent(fields=fields, selected=True, outcome=outcome, reason=reason)
+    event = PendingEvent(fields=lambda: fields, selected=True, outcome=outcome, reason=reason)
     if _in_request_transaction():
         _remember(event)
         return

@@ -46,10 +46,16 @@ ERROR_ATTRIBUTE = "auth0_obo_error"
 
 
 class Auth0Authentication(BaseAuthentication):
-    """Verify ``Authorization: Bearer <token>`` or ``Authorization: DPoP <token>`` + ``DPoP``."""
+    """Verify ``Authorization: Bearer <token>`` or ``Authorization: DPoP <token>`` + ``DPoP``.
+
+    Headers are read from the Django request behind DRF's ``Request`` (``request._request``):
+    this runs on every request, and DRF's attribute proxy costs a failed lookup each time.
+    """
 
     keywords = ("bearer", "dpop")
 
+    # Django's error reports hide the locals of every frame below a ``sensitive_variables``
+    # wrapper, so this one covers the steps it calls; the verifier's own entry points carry theirs.
     @sensitive_variables()
     def authenticate(self, request: Request) -> tuple[Any, VerifiedToken] | None:
         forwarded_ip.remember_request(request._request)
@@ -72,33 +78,30 @@ class Auth0Authentication(BaseAuthentication):
         signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 
-    @sensitive_variables()
     def get_credentials(self, request: Request) -> tuple[str, str] | None:
         """Return ``(scheme, raw token)`` from the Authorization header, or None if not ours."""
         return verification.parse_authorization(
-            request.META.get("HTTP_AUTHORIZATION"), self.keywords
+            request._request.META.get("HTTP_AUTHORIZATION"), self.keywords
         )
 
-    @sensitive_variables()
     def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
         """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
         return verification.verify_credentials(
             scheme,
             raw_token,
             proof=self.get_dpop_proof(request),
-            method=request.method or "GET",
-            url=request.build_absolute_uri,
+            method=request._request.method or "GET",
+            url=lambda: verification.request_url(request._request),
             audiences=self.get_audiences(request),
         )
 
-    @sensitive_variables()
     def get_dpop_proof(self, request: Request) -> str | None:
         """Return the single ``DPoP`` header value, or None when absent."""
-        return verification.parse_dpop_header(request.META.get("HTTP_DPOP"))
+        return verification.parse_dpop_header(request._request.META.get("HTTP_DPOP"))
 
     def get_audiences(self, request: Request) -> Sequence[str] | None:
         """Return the view's ``audience`` narrowing (str or list), or None for the settings'."""
-        view = (getattr(request, "parser_context", None) or {}).get("view")
+        view = (request.parser_context or {}).get("view")
         audience = view_option(view, "audience")
         return None if audience is None else as_tuple(audience)
 

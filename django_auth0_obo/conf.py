@@ -9,7 +9,7 @@ at import time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -78,6 +78,38 @@ AUDIT_MODES = ("off", "delegated", "all")
 CLIENT_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "private_key_jwt")
 
 
+class _Derived(Generic[_T]):
+    """A value computed from the settings once per generation, then read as a plain attribute.
+
+    Like ``functools.cached_property`` (a non-data descriptor: the first read stores the value in
+    the instance ``__dict__``, which later reads find before the descriptor), and it records the
+    name so :meth:`OboSettings.reload` drops it with the settings it came from. Issuers and
+    audiences are read on every verification; a property call per read was measurable.
+    """
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _Derived[_T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _T | _Derived[_T]:
+        if instance is None:
+            return self
+        value = self.compute(instance)
+        instance.__dict__[self.name] = value
+        instance._cached.add(self.name)
+        return value
+
+
 class OboSettings:
     """Attribute access to ``AUTH0_OBO`` with defaults; unknown keys fail loudly by name."""
 
@@ -110,17 +142,17 @@ class OboSettings:
         setattr(self, attr, value)
         return value
 
-    # Derived values, computed once per settings generation.
+    # Derived values, computed once per settings generation (see ``_Derived``).
 
-    @property
+    @_Derived
     def domains(self) -> tuple[str, ...]:
         """Accepted tenant domains; the first one is where tokens are exchanged."""
-        return self._derived("domains", _domains)
+        return _domains(self)
 
-    @property
+    @_Derived
     def issuers(self) -> frozenset[str]:
         """Accepted ``iss`` values: ``https://<domain>/`` for each domain."""
-        return self._derived("issuers", lambda s: frozenset(f"https://{d}/" for d in s.domains))
+        return frozenset(f"https://{d}/" for d in self.domains)
 
     @property
     def primary_domain(self) -> str:
@@ -128,10 +160,10 @@ class OboSettings:
             raise ImproperlyConfigured(f"{SETTINGS_NAME} needs DOMAIN or DOMAINS.")
         return self.domains[0]
 
-    @property
+    @_Derived
     def audiences(self) -> tuple[str, ...]:
         """Accepted ``aud`` values for incoming tokens."""
-        return self._derived("audiences", lambda s: as_tuple(s.AUDIENCE))
+        return as_tuple(self.AUDIENCE)
 
     @property
     def resource(self) -> str | None:
@@ -142,17 +174,6 @@ class OboSettings:
     def tls_verify(self) -> str | bool:
         """The ``verify=`` argument for ``requests``: a CA bundle path or the system store."""
         return self.TLS_CA_BUNDLE or True
-
-    def _derived(self, name: str, compute: Callable[[Any], _T]) -> _T:
-        key = f"_derived_{name}"
-        try:
-            cached: _T = self.__dict__[key]
-            return cached
-        except KeyError:
-            value = compute(self)
-            self.__dict__[key] = value
-            self._cached.add(key)
-            return value
 
     def reload(self) -> None:
         """Forget cached values so the next access re-reads Django settings."""

@@ -2,9 +2,10 @@
 
 ``verify_proof`` performs every check of RFC 9449 §4.3 for a resource server, in one pass over
 the proof: it is decoded once by :mod:`django_auth0_obo.jose` (whose errors become
-``InvalidDPoPProof`` here), its public key comes from that module's small LRU, and the replay
-record is written only after everything else passed. ``make_proof`` signs proofs with this API's
-own key (``DPOP_CLIENT_KEY``), for the token exchange and the downstream call.
+``InvalidDPoPProof`` here), its public key comes from that module's small LRU, the claims are
+checked first, and the replay record is sent before the signature is verified and confirmed
+after, so a shared cache answers while the signature is checked. ``make_proof`` signs proofs
+with this API's own key (``DPOP_CLIENT_KEY``), for the token exchange and the downstream call.
 """
 
 from __future__ import annotations
@@ -136,9 +137,7 @@ def allowed_algorithms() -> frozenset[str]:
         return algs
 
 
-@sensitive_variables(
-    "proof", "access_token", "signing_input", "signature_b64", "header_b64", "payload_b64"
-)
+@sensitive_variables("proof", "access_token", "signature_b64", "header_b64", "payload_b64")
 def verify_proof(
     proof: str,
     *,
@@ -167,13 +166,12 @@ def verify_proof(
         alg, public = _check_header.__wrapped__(header_b64)
     else:
         alg, public = _check_header(header_b64)
-    signing_input = header_b64 + b"." + payload_b64
-    if not jose.verify(alg, public.key, signing_input, signature):
-        raise InvalidDPoPProof("DPoP proof signature is invalid.")
     claims = _decode_segment(payload_b64)
     if claims is None:
         raise InvalidDPoPProof("DPoP proof payload is not a JSON object.")
 
+    # The claims are checked before the signature is: all of it is cheap next to the signature,
+    # and only a proof that passed them costs a replay record and a signature check.
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
         raise InvalidDPoPProof("DPoP proof jti is missing or malformed.")
@@ -186,8 +184,14 @@ def verify_proof(
         raise InvalidDPoPProof("DPoP proof key does not match the token's cnf.jkt.")
     if nonce is not None:
         _check_nonce(claims.get("nonce"), nonce)
-    if not replay.remember_proof(public.jkt, htu, jti):
-        raise InvalidDPoPProof("DPoP proof replayed.")
+    # The replay record is asked for before the signature is checked and its answer read after,
+    # so the round trip to a shared cache overlaps the signature check (see replay.claim_proof,
+    # which says why a record left by a forged proof is harmless).
+    with replay.claim_proof(public.jkt, htu, jti) as claim:
+        if not jose.verify(alg, public.key, header_b64 + b"." + payload_b64, signature):
+            raise InvalidDPoPProof("DPoP proof signature is invalid.")
+        if not claim.result():
+            raise InvalidDPoPProof("DPoP proof replayed.")
     return public.jkt
 
 

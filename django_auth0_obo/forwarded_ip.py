@@ -45,7 +45,11 @@ def clean_ip(value: Any) -> str | None:
 
 
 def remember_request(request: Any) -> None:
-    """Note the end user's IP of the request being served (``REMOTE_ADDR``) for exchanges."""
+    """Note the end user's IP of the request being served (``REMOTE_ADDR``) for exchanges.
+
+    Nothing is noted unless FORWARD_USER_IP is on: only :func:`forwarding_headers` reads it."""
+    if not obo_settings.FORWARD_USER_IP:
+        return
     meta = getattr(request, "META", None)
     _user_ip.set(meta.get("REMOTE_ADDR") if isinstance(meta, dict) else None)
 

@@ -81,18 +81,16 @@ def instrument(view: Any) -> None:
     original_denied = getattr(view, "permission_denied", None)
     if original_check is None or original_denied is None:
         return
-
-    @functools.wraps(original_check)
-    def wrapped_check(request: Request) -> None:
-        check_permissions(original_check, request)
-
-    @functools.wraps(original_denied)
-    def wrapped_denied(request: Request, message: Any = None, code: str | None = None) -> Any:
-        return permission_denied(original_denied, request, message, code)
-
-    view.check_permissions = wrapped_check
-    view.permission_denied = wrapped_denied
+    # Partials, not ``functools.wraps`` closures: this runs on every authenticated request and
+    # copying the wrapped methods' metadata cost more than the rest of the instrumentation.
+    view.check_permissions = functools.partial(check_permissions, original_check)
+    view.permission_denied = functools.partial(_denied, original_denied)
     setattr(view, INSTRUMENTED_ATTRIBUTE, True)
+
+
+def _denied(original: Any, request: Request, message: Any = None, code: str | None = None) -> Any:
+    """``permission_denied`` with DRF's keyword defaults, for the partial above."""
+    return permission_denied(original, request, message, code)
 
 
 def check_permissions(original: Any, request: Request) -> None:

@@ -9,6 +9,12 @@ wrapper and release still cost three times the round trip itself); on any other
 backend it is ``cache.add``, atomic on local memory, Memcached and the database cache. Either
 way the key is the cache's own (``KEY_PREFIX``, version) around a SHA-256 digest: no proof,
 token or client-chosen string is ever used as a key. Any cache failure refuses the request.
+
+The check comes in two steps, :func:`claim_proof` then :meth:`ProofClaim.result`: the SET NX is
+sent first and its reply read afterwards, so the verifier checks the proof's signature (an ES256
+verification costs about as much as the round trip) while Redis answers. The reply owed in
+between is always read, or its connection closed, before that connection carries anything else.
+:func:`remember_proof` is both steps at once.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class _Held(threading.local):
 
     def __init__(self) -> None:
         self.connections: dict[str, tuple[Any, Any, int, int]] = {}
+        #: The claim per alias whose SET NX reply is still unread on this thread's connection.
+        self.owed: dict[str, ProofClaim] = {}
 
 
 _held = _Held()
@@ -59,19 +67,152 @@ def remember_proof(jkt: str, htu: str, jti: str) -> bool:
     only belong to a proof that is refused as too old anyway. When the cache cannot be written
     the request fails closed (503): accepting it would allow replays.
     """
-    timeout = obo_settings.DPOP_IAT_OFFSET + obo_settings.DPOP_IAT_LEEWAY
-    alias = obo_settings.CACHE_ALIAS
-    key = replay_key(jkt, htu, jti)
+    with claim_proof(jkt, htu, jti) as claim:
+        return claim.result()
+
+
+def claim_proof(jkt: str, htu: str, jti: str) -> ProofClaim:
+    """Start recording a proof and return at once; :meth:`ProofClaim.result` says whether it
+    was new. On Redis the ``SET NX`` is sent now and its reply read by ``result``, so the caller
+    can verify the proof's signature while Redis answers; other backends ``cache.add`` in
+    ``result``. Use it as a context manager: leaving the block reads (or drops the connection
+    on) a reply nobody asked for.
+
+    The record is written before the caller knows the signature is good, so a forged proof may
+    leave one. That is harmless: the key digests the thumbprint of the key the token is bound to
+    (checked before this call), the normalised htu and the proof's ``jti``, so a forged record
+    can only refuse that ``jti`` for that key and URL — and only the key holder chooses its
+    ``jti``s, unpredictably. Whoever has seen a real proof can spend its ``jti`` by replaying it.
+    """
+    claim = ProofClaim(obo_settings.CACHE_ALIAS)
     try:
-        cache = caches[alias]
+        cache = caches[claim.alias]
+        key = replay_key(jkt, htu, jti)
+        timeout = obo_settings.DPOP_IAT_OFFSET + obo_settings.DPOP_IAT_LEEWAY
         if isinstance(cache, RedisCache):
-            client = _clients.get(alias) or _redis_client(alias, cache)
-            full_key = cache.make_key(key)  # a fixed-shape digest: nothing to validate
-            return _set_nx(alias, client, full_key, max(1, int(timeout * 1000)))
-        return bool(cache.add(key, 1, timeout))
-    except Exception as error:  # any backend failure (Redis down, DB error...) fails closed
-        logger.warning("DPoP replay cache unavailable: %s", type(error).__name__)
-        raise TenantUnavailable("DPoP replay detection is unavailable.") from error
+            claim._send(cache, key, timeout)
+        else:
+            claim._add = (cache, key, timeout)
+    except Exception as error:  # settings or backend broken: result() fails closed
+        claim._error = error
+    return claim
+
+
+class ProofClaim:
+    """One proof's replay record, asked for and not yet confirmed (see :func:`claim_proof`).
+
+    On Redis, from the send to the read, a reply is owed on this thread's connection: it must be
+    read, or the connection closed, before anything else is sent on it, or a stale ``OK`` would
+    answer the thread's next proof. ``result`` and ``close`` settle the claim (once; a settled
+    claim answers nothing), and a new claim first settles one its thread left open.
+    """
+
+    __slots__ = ("_add", "_command", "_connection", "_error", "_owed", "_pid", "_settled", "alias")
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self._add: tuple[Any, str, float] | None = None  # a non-Redis backend's cache.add
+        self._command: list[bytes] = []  # the SET NX, packed once for the send and a resend
+        self._connection: Any = None  # Redis: this thread's connection
+        self._owed = False  # the SET NX went out and its reply is unread
+        self._pid = os.getpid()
+        self._error: Exception | None = None
+        self._settled = False
+
+    def _send(self, cache: RedisCache, key: str, timeout: float) -> None:
+        """Send the SET NX; a failure closes the connection and leaves the one resend to
+        :meth:`result`."""
+        earlier = _held.owed.pop(self.alias, None)
+        if earlier is not None:  # this module's callers settle every claim; kept in step anyway
+            earlier.close()
+        client = _clients.get(self.alias) or _redis_client(self.alias, cache)
+        full_key = cache.make_key(key)  # a fixed-shape digest: nothing to validate
+        self._command = [_pack_set_nx(full_key, max(1, int(timeout * 1000)))]
+        self._connection = _connection(self.alias, client)
+        try:
+            self._connection.send_packed_command(self._command)
+        except Exception:
+            self._connection.disconnect()
+            return
+        self._owed = True
+        _held.owed[self.alias] = self
+
+    def result(self) -> bool:
+        """True the first time this proof is seen, False for a replay; raises TenantUnavailable
+        when the record cannot be written or checked (fail closed). Settles the claim."""
+        try:
+            if self._settled:
+                raise RuntimeError("a settled replay claim has no answer")
+            self._settled = True
+            if self._error is not None:
+                raise self._error
+            if self._add is not None:
+                cache, key, timeout = self._add
+                return bool(cache.add(key, 1, timeout))
+            return self._read_or_resend()
+        except Exception as error:  # any backend failure (Redis down, DB error...) fails closed
+            logger.warning("DPoP replay cache unavailable: %s", type(error).__name__)
+            raise TenantUnavailable("DPoP replay detection is unavailable.") from error
+
+    def _read_or_resend(self) -> bool:
+        """The SET NX's reply. A connection that fails is closed (a half-read reply must never
+        answer the next proof) and the command sent once more on a new one, since Redis may have
+        closed an idle connection; a second failure propagates. A resent command whose first
+        attempt did reach Redis finds its own record and refuses the proof: closed, not open."""
+        connection = self._connection
+        if self._owed:
+            try:
+                return self._read()
+            except Exception:
+                connection.disconnect()
+        try:
+            connection.send_packed_command(self._command)
+            return connection.read_response() is not None
+        except Exception:
+            connection.disconnect()
+            raise
+
+    def _read(self) -> bool:
+        """Read the owed reply: b"OK" when the key was set, nil when it existed."""
+        self._owed = False
+        if _held.owed.get(self.alias) is self:
+            del _held.owed[self.alias]
+        if self._pid != os.getpid():  # forked while owed: the parent's socket is not ours
+            raise ConnectionError("the reply is owed to another process")
+        return self._connection.read_response() is not None
+
+    def close(self) -> None:
+        """Settle without an answer: read and drop a reply still owed, or close the connection
+        when that fails, so the thread's next proof gets its own reply."""
+        self._settled = True
+        if not self._owed:
+            return
+        try:
+            self._read()
+        except Exception:  # the answer is not wanted; only the connection's state matters
+            self._connection.disconnect()
+        except BaseException:  # interrupted mid-read: the reply may still arrive later
+            self._connection.disconnect()
+            raise
+
+    def __enter__(self) -> ProofClaim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _pack_set_nx(key: str, ttl_ms: int) -> bytes:
+    """``SET key 1 NX PX ttl_ms`` as RESP (requests are the same bytes for RESP2 and RESP3),
+    written directly: redis-py's generic packer took about 5 µs a call, ten times this."""
+    raw = key.encode("utf-8")
+    ttl = b"%d" % ttl_ms
+    return b"*6\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\n1\r\n$2\r\nNX\r\n$2\r\nPX\r\n$%d\r\n%b\r\n" % (
+        len(raw),
+        raw,
+        len(ttl),
+        ttl,
+    )
 
 
 def _redis_client(alias: str, cache: RedisCache) -> Any:
@@ -82,31 +223,6 @@ def _redis_client(alias: str, cache: RedisCache) -> Any:
         if client is None:
             client = _clients[alias] = cache._cache.get_client(write=True)
         return client
-
-
-def _set_nx(alias: str, client: Any, key: str, ttl_ms: int) -> bool:
-    """``SET key 1 NX PX ttl_ms`` on this thread's connection; True when the key was set.
-
-    A connection that fails is closed (a half-read reply must never answer the next proof) and
-    the command is sent once more on a new one, since Redis may have closed an idle connection;
-    a second failure propagates and the caller refuses the request. A retried command whose
-    first attempt did reach Redis finds its own record and refuses the proof: closed, not open.
-    """
-    connection = _connection(alias, client)
-    try:
-        return _send_set_nx(connection, key, ttl_ms)
-    except Exception:
-        connection.disconnect()
-    try:
-        return _send_set_nx(connection, key, ttl_ms)
-    except Exception:
-        connection.disconnect()
-        raise
-
-
-def _send_set_nx(connection: Any, key: str, ttl_ms: int) -> bool:
-    connection.send_command("SET", key, 1, "NX", "PX", ttl_ms)
-    return connection.read_response() is not None  # b"OK" when set, nil when it existed
 
 
 def _connection(alias: str, client: Any) -> Any:

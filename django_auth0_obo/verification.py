@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.http import HttpRequest
+from django.utils.encoding import escape_uri_path
 from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import challenges, dpop, dpop_nonce, keys, tokens
@@ -35,6 +37,19 @@ __all__ = ["averify", "challenge_for", "parse_authorization", "verify", "verify_
 
 #: RFC 6750 §2.1 b64token: what a token may look like. Anything else is a malformed request.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: The b64token characters before the ``=`` padding; :func:`is_b64token` is the check in use.
+_B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+
+
+def is_b64token(value: str) -> bool:
+    """Whether ``value`` matches :data:`TOKEN_PATTERN` in full. ``bytes.translate`` deleting the
+    allowed characters is a C loop about twice as fast as the pattern on a 1 KB token (this runs
+    on every request); the tests hold the two equal."""
+    if not value.isascii():
+        return False
+    body = value.rstrip("=").encode("ascii")
+    return bool(body) and not body.translate(None, _B64TOKEN_CHARS)
+
 
 KEYWORDS = ("bearer", "dpop")
 
@@ -52,7 +67,7 @@ def parse_authorization(
     raw_token = rest.strip()
     if not raw_token:
         raise InvalidRequest("No token in the Authorization header.")
-    if not TOKEN_PATTERN.fullmatch(raw_token):
+    if not is_b64token(raw_token):
         raise InvalidRequest("Malformed Authorization header.")
     return scheme, raw_token
 
@@ -65,6 +80,16 @@ def parse_dpop_header(value: str | None) -> str | None:
     if not value or "," in value or " " in value:
         raise InvalidDPoPProof("Exactly one DPoP proof is expected.")
     return value
+
+
+def request_url(request: HttpRequest) -> str:
+    """The URL a DPoP proof's ``htu`` names for ``request``: ``request.build_absolute_uri()``
+    without query and fragment, built directly from the same parts — the scheme and host after
+    Django's proxy settings (``get_host`` still enforces ALLOWED_HOSTS) and the path escaped by
+    Django's own rule. The general method also parses the location it builds, joins dot
+    segments, adds the query and re-encodes it all as an IRI, which costs a few microseconds a
+    request; here the result is ASCII already and ``dpop.normalize_htu`` removes dot segments."""
+    return f"{request.scheme}://{request.get_host()}{escape_uri_path(request.path)}"
 
 
 @sensitive_variables()

@@ -50,15 +50,18 @@ class VerifiedToken:
     def from_verification(
         cls, token: str, verification: Verification, scheme: str = "Bearer", jkt: str | None = None
     ) -> VerifiedToken:
-        """The token as :func:`tokens.verify` matched it (audience and binding recorded)."""
-        return cls(
-            token,
-            verification.claims,
-            scheme,
-            jkt,
-            audience=verification.audience,
-            bound_jkt=verification.bound_jkt,
-        )
+        """The token as :func:`tokens.verify` matched it (audience and binding recorded).
+
+        Built without ``__init__``: verification already matched the audience and read the
+        binding (None for an unbound token, which ``__init__`` would look up again)."""
+        verified = cls.__new__(cls)
+        verified.token = token
+        verified.claims = verification.claims
+        verified.scheme = scheme
+        verified.jkt = jkt
+        verified.audience = verification.audience
+        verified.bound_jkt = verification.bound_jkt
+        return verified
 
     @property
     def sub(self) -> str:

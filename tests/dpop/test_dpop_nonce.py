@@ -120,7 +120,8 @@ def test_a_nonce_from_the_previous_slot_is_still_accepted(
 def test_bad_proofs_are_not_answered_with_a_nonce_error(
     tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any
 ) -> None:
-    """The nonce is checked after signature, htm, htu and ath: no nonce for a forged proof."""
+    """The nonce is checked after htm, htu, iat, ath and the key binding: a proof wrong in any of
+    those is told so, not asked for a nonce."""
     token = tenant.mint(cnf_jkt=dpop_key.jkt)
     proof = dpop_key.proof("POST", URL, token)
     response = api_client.get(PATH, **_dpop(token, proof))

@@ -6,11 +6,13 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.views.debug import SafeExceptionReporterFilter
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
@@ -127,6 +129,51 @@ def test_a_user_resolver_maps_the_token_to_a_django_user(
     assert known.json() == {"username": "auth0|known"}
     assert stranger.status_code == 401
     assert challenge_error(stranger) == "invalid_token"
+
+
+def broken_user_resolver(claims: dict[str, Any]) -> Any:
+    """A USER_RESOLVER with a bug: the error report must not show the token it was called for."""
+    raise RuntimeError("resolver bug")
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
+def test_an_unexpected_error_report_hides_the_token_and_proof(
+    tenant: LocalTenant, settings: Any, scheme: str
+) -> None:
+    """Django's error report (what a 500 mails the admins) of a bug inside authentication shows
+    no frame's token or proof: ``authenticate`` hides the locals of everything it calls.
+
+    (The report's request section is Django's: it hides ``HTTP_AUTHORIZATION`` but not
+    ``HTTP_DPOP``, a proof already spent against replay.)"""
+    settings.DEBUG = False
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "USER_RESOLVER": f"{__name__}.broken_user_resolver"}
+    key = DPoPKey.generate("ES256")
+    if scheme == "Bearer":
+        token, proof = tenant.mint(scope="read:data"), None
+        headers = bearer(token)
+    else:
+        token = tenant.mint(scope="read:data", cnf_jkt=key.jkt)
+        proof = key.proof("GET", "http://testserver/claims", token)
+        headers = {"HTTP_AUTHORIZATION": f"DPoP {token}", "HTTP_DPOP": proof}
+    request = drf_request(**headers)
+    with pytest.raises(RuntimeError) as raised:
+        Auth0Authentication().authenticate(request)
+
+    shown = ""  # every frame's locals as Django's error report would show them
+    frames = 0
+    for frame, _ in traceback.walk_tb(raised.tb):
+        if "django_auth0_obo" not in frame.f_code.co_filename:
+            continue  # this test's own frame holds the token, of course
+        variables = SafeExceptionReporterFilter().get_traceback_frame_variables(
+            request._request, frame
+        )
+        shown += repr(variables)
+        frames += 1
+
+    assert frames >= 2  # authenticate and get_user at least
+    assert token not in shown
+    assert token.split(".")[1] not in shown  # not even the payload
+    assert proof is None or proof not in shown
 
 
 # Requests that are not ours -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from django_auth0_obo.testing import LocalTenant
 from django_auth0_obo.testing.jws import encode_jws
+from django_auth0_obo.verification import TOKEN_PATTERN, is_b64token
 from tests.bearer_support import b64url, challenge_error
 from tests.bearer_urls import API
 
@@ -172,3 +173,9 @@ def test_random_claims_signed_by_the_tenant_are_verified_or_cleanly_refused(
         assert header["alg"] == "RS256"
         assert payload["iss"] == auth0_tenant.issuer
         assert response.json()["sub"] == payload["sub"]
+
+
+@given(st.text(B64URL + ".~+/= %@é\x00", max_size=40) | st.text(LATIN1, max_size=40))
+def test_the_fast_b64token_check_is_the_rfc_6750_pattern(value: str) -> None:
+    """``is_b64token`` (the check in use) accepts exactly what ``TOKEN_PATTERN`` matches."""
+    assert is_b64token(value) == bool(TOKEN_PATTERN.fullmatch(value))

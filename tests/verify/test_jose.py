@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from jwt.algorithms import get_default_algorithms
 
 from django_auth0_obo import jose
 from django_auth0_obo.testing import DPoPKey
@@ -36,6 +38,25 @@ def test_base64url_is_strict(text: Any) -> None:
         jose.b64url_decode(text)
 
 
+_B64URL_ORACLE = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+@given(
+    st.binary(max_size=40) | st.text(alphabet="AZaz09-_+/= .\n\x00é", max_size=40).map(str.encode)
+)
+def test_base64url_accepts_exactly_the_url_safe_alphabet(data: bytes) -> None:
+    """The decoder's alphabet check agrees with the plain rule: URL-safe characters only, and no
+    length of 1 mod 4 (which no byte string encodes to)."""
+    valid = bool(_B64URL_ORACLE.fullmatch(data)) and len(data) % 4 != 1
+    try:
+        decoded = jose.b64url_decode(data)
+    except jose.JOSEError:
+        assert not valid
+    else:
+        assert valid
+        assert base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4)) == decoded
+
+
 @pytest.mark.parametrize(
     "text",
     ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", '{"exp": 1e309}', "[1, NaN]", "1" * 5000],
@@ -58,6 +79,20 @@ def test_strict_json_refuses_what_is_not_a_finite_json_number(text: str) -> None
 )
 def test_strict_json_reads_what_json_writes(value: Any) -> None:
     assert jose.loads(json.dumps(value).encode()) == value
+
+
+@given(st.text(alphabet=' \t\n\r\x0b\xa0{}[]":,0123456789.eE+-truefalsn\\u', max_size=30))
+def test_strict_json_decides_like_the_standard_decoder(text: str) -> None:
+    """The fast path (the decoder's own scanner) accepts and refuses exactly what
+    ``JSONDecoder.decode`` does with the same strict hooks, whitespace around the value included."""
+    strict = json.JSONDecoder(parse_constant=jose._reject_constant, parse_float=jose._finite_float)
+    try:
+        expected = strict.decode(text)
+    except (ValueError, RecursionError):
+        with pytest.raises(jose.JOSEError):
+            jose.loads(text)
+    else:
+        assert jose.loads(text) == expected
 
 
 @pytest.mark.parametrize("text", [b"\xff", b"{", b"", b'"\\ud800"x'])
@@ -154,3 +189,48 @@ def test_a_signature_of_the_wrong_shape_is_simply_invalid() -> None:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     assert jose.verify("ES256", key, b"input", b"short") is False
     assert jose.verify("HS256", key, b"input", base64.b64encode(b"x")) is False
+
+
+# ECDSA is checked without PyJWT's per-call conversion: same verdicts as PyJWT's verifier.
+
+EC_ALGORITHMS = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}
+EC_KEYS = {alg: ec.generate_private_key(curve) for alg, curve in EC_ALGORITHMS.items()}
+
+
+def _pyjwt_verdict(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+    return bool(get_default_algorithms()[alg].verify(signing_input, key, signature))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    alg=st.sampled_from(sorted(EC_ALGORITHMS)),
+    signing_input=st.binary(max_size=64),
+    change=st.one_of(
+        st.none(),
+        st.integers(min_value=0, max_value=131),  # flip a bit at this byte (if in range)
+        st.binary(max_size=140),  # a signature of its own, any length
+    ),
+)
+def test_ecdsa_verdicts_match_pyjwt(
+    alg: str, signing_input: bytes, change: int | bytes | None
+) -> None:
+    private = EC_KEYS[alg]
+    signature = get_default_algorithms()[alg].sign(signing_input, private)
+    if isinstance(change, int) and change < len(signature):
+        flipped = bytearray(signature)
+        flipped[change] ^= 0x01
+        signature = bytes(flipped)
+    elif isinstance(change, bytes):
+        signature = change
+    public = private.public_key()
+    verdict = jose.verify(alg, public, signing_input, signature)
+    assert verdict is _pyjwt_verdict(alg, public, signing_input, signature)
+    assert verdict is (change is None or (isinstance(change, int) and change >= len(signature)))
+
+
+@pytest.mark.parametrize("alg", sorted(EC_ALGORITHMS))
+def test_ecdsa_refuses_zero_and_overlong_r_and_s(alg: str) -> None:
+    public = EC_KEYS[alg].public_key()
+    size = (public.curve.key_size + 7) // 8
+    for signature in (bytes(2 * size), b"\xff" * (2 * size), b"\x00" + bytes(2 * size)):
+        assert jose.verify(alg, public, b"input", signature) is False

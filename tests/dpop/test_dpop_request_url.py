@@ -1,0 +1,99 @@
+"""``verification.request_url``, the URL a proof's ``htu`` is compared with, is exactly what
+``request.build_absolute_uri()`` gives without query and fragment — for any path a client can
+send, behind trusted proxies, and with the same ALLOWED_HOSTS refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+from django.test import RequestFactory
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from django_auth0_obo import dpop
+from django_auth0_obo.verification import request_url
+
+#: Characters that matter to URLs: reserved, escapes, spaces, dots, non-ASCII, controls.
+URL_CHARACTERS = st.sampled_from(list("/%?#;=:@&+$,!*'()[]~._- \t\"<>\\^`{|}aZ09é€😀\x7f\u0301"))
+PATHS = st.lists(st.one_of(URL_CHARACTERS, st.characters(codec="utf-8")), max_size=40).map("".join)
+
+
+def _without_query(url: str) -> str:
+    return url.partition("#")[0].partition("?")[0]
+
+
+def _normalized(url: str) -> str | None:
+    try:
+        return dpop.normalize_htu(url)
+    except ValueError:
+        return None
+
+
+def _assert_same_url(request: HttpRequest) -> None:
+    ours = request_url(request)
+    django = _without_query(request.build_absolute_uri())
+    assert ours.isascii()
+    assert _normalized(ours) == _normalized(django)
+    if "/./" not in request.path and "/../" not in request.path:
+        # Django only joins dot segments (urljoin) in that case; otherwise the strings are equal
+        assert ours == django
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=PATHS, quoted=st.booleans())
+@example(path="//evil.example/x", quoted=False)
+@example(path="///a//b", quoted=False)
+@example(path="/a/./b/../c", quoted=False)
+@example(path="/a/b/..", quoted=False)
+@example(path="/100%/done", quoted=False)
+@example(path="/%41%2F%zz", quoted=False)
+@example(path="/sp ace/é/😀", quoted=True)
+@example(path="/q?x=1#frag", quoted=False)
+@example(path="/q%3Fx%23y", quoted=False)
+def test_the_htu_url_is_build_absolute_uri_without_query(path: str, quoted: bool) -> None:
+    sent = "/" + (quote(path, safe="") if quoted else path)
+    _assert_same_url(RequestFactory().get(sent))
+
+
+@pytest.mark.parametrize(
+    ("settings_", "meta"),
+    [
+        ({}, {}),
+        ({}, {"SERVER_PORT": "8443", "HTTP_HOST": "testserver:8443"}),
+        (
+            {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")},
+            {"HTTP_X_FORWARDED_PROTO": "https"},
+        ),
+        (
+            {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")},
+            {"HTTP_X_FORWARDED_PROTO": "http, https"},
+        ),
+        (
+            {"USE_X_FORWARDED_HOST": True, "ALLOWED_HOSTS": ["api.example.com"]},
+            {"HTTP_X_FORWARDED_HOST": "api.example.com"},
+        ),
+        ({"USE_X_FORWARDED_PORT": True}, {"HTTP_X_FORWARDED_PORT": "8080"}),
+        ({"ALLOWED_HOSTS": ["[::1]"]}, {"HTTP_HOST": "[::1]:8000"}),
+    ],
+    ids=["plain", "port", "trusted proto", "proto list", "forwarded host", "fwd port", "ipv6"],
+)
+def test_proxy_settings_apply_as_to_build_absolute_uri(
+    settings: Any, settings_: dict[str, Any], meta: dict[str, str]
+) -> None:
+    settings.ALLOWED_HOSTS = ["testserver"]
+    for name, value in settings_.items():
+        setattr(settings, name, value)
+    _assert_same_url(RequestFactory().get("/api/whoami", **meta))
+
+
+def test_a_host_outside_allowed_hosts_is_refused_as_by_build_absolute_uri(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    request = RequestFactory().get("/api/whoami", HTTP_HOST="evil.example")
+    with pytest.raises(DisallowedHost):
+        request.build_absolute_uri()
+    with pytest.raises(DisallowedHost):
+        request_url(request)

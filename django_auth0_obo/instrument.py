@@ -3,8 +3,9 @@
 A request's path through the app, in order:
 
 1. ``Auth0Authentication`` verifies the credentials and calls :func:`request_authenticated`,
-   which starts the request's audit record (:func:`audit.begin`) and :func:`instrument`\\ s the
-   view. (The ``token_verified`` signal is sent too, for the project's own receivers only.)
+   which starts the request's audit record (:func:`audit.begin`) and, when there is one,
+   :func:`instrument`\\ s the view. (The ``token_verified`` signal is sent too, for the
+   project's own receivers only.)
 2. DRF runs the view's ``check_permissions``. Our permissions that say no call
    :func:`record_refusal` (which instruments the view too, for views behind another
    authenticator) and return False, so they compose with ``&``, ``|`` and ``~``.
@@ -55,9 +56,11 @@ class Refusal:
 
 
 def request_authenticated(request: Request, token: VerifiedToken) -> None:
-    """Step 1: start the audit record and instrument the view (see the module docstring)."""
-    audit.begin(request, token)
-    instrument(_view_of(request))
+    """Step 1: start the audit record and, when there is one, instrument the view so it hears
+    the decision (see the module docstring). Without a record (``AUDIT = "off"``) there is
+    nothing to tell: a refusal of ours instruments the view itself (:func:`record_refusal`)."""
+    if audit.begin(request, token) is not None:
+        instrument(_view_of(request))
 
 
 def record_refusal(request: Request, view: Any, refusal: Refusal) -> None:

@@ -358,3 +358,31 @@ def test_a_refusal_is_written_to_the_audit_trail_with_its_reason(auth0_tenant, a
         "actor_not_allowed",
         "rogue-agent",
     )
+
+
+@pytest.mark.parametrize("audit", ["off", "delegated", "all"])
+@pytest.mark.parametrize(
+    ("url", "claims", "code"),
+    [
+        ("/actors", {"act": {"sub": "rogue-agent"}, "azp": "rogue-agent"}, "actor_not_allowed"),
+        ("/actors", {}, "direct_token_not_allowed"),
+        ("/scopes", {"scope": "calendar:read"}, "insufficient_scope"),
+        ("/both", {"act": {"sub": MCP}, "azp": MCP}, "insufficient_scope"),
+        ("/or", {"act": {"sub": "rogue-agent"}, "azp": "rogue-agent"}, "actor_not_allowed"),
+    ],
+)
+def test_refusals_answer_the_same_whatever_the_audit_mode(
+    auth0_tenant, api_client, settings, denials, audit, url, claims, code
+):
+    """The view is instrumented at authentication only when there is an audit record to tell;
+    with ``AUDIT = "off"`` our refusals still answer with their code and challenge."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "AUDIT": audit}
+    response = get(api_client, url, auth0_tenant.mint(**claims))
+
+    assert response.status_code == 403
+    assert response.json()["code"] == code
+    if code == "insufficient_scope":
+        assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    else:
+        assert [d["reason"] for d in denials] == [code]
+    assert DelegationEvent.objects.exists() is (audit != "off")

@@ -593,7 +593,8 @@ def test_a_discovery_document_with_a_non_finite_number_is_refused(
         tokens.verify_access_token(tenant.mint())
 
     assert fetches(tenant) == (1, 0)  # refused before its jwks_uri was ever followed
-    assert "The discovery document from" in caplog.text and "is not valid JSON" in caplog.text
+    assert "The discovery document from" in caplog.text
+    assert "is not valid JSON" in caplog.text
     assert keys._shared_get(tenant.issuer) is None  # nothing cached for other workers either
     tenant.clear_faults()
     clock.advance(31)  # past the back-off

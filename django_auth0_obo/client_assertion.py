@@ -23,6 +23,7 @@ import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import jose
 from django_auth0_obo.exceptions import ConfigurationError
@@ -103,6 +104,7 @@ def load_assertion_key() -> AssertionKey:
     return _parsed_key.get()
 
 
+@sensitive_variables()  # the private key, and the signed assertion itself
 def make_assertion(client_id: str, token_endpoint: str) -> str:
     """A fresh single-use client assertion for one POST to ``token_endpoint``."""
     key = load_assertion_key()
@@ -119,6 +121,7 @@ def make_assertion(client_id: str, token_endpoint: str) -> str:
     return jwt.encode(claims, key.private_key, algorithm=ASSERTION_ALGORITHM, headers=headers)
 
 
+@sensitive_variables()
 def assertion_form(client_id: str, token_endpoint: str) -> dict[str, str]:
     """The form fields that authenticate this client with ``private_key_jwt``."""
     return {

@@ -17,6 +17,9 @@ guide asks of the caller, so views need not:
 The rules live in :class:`DownstreamCall`, shared with the ``httpx`` twin
 (:mod:`django_auth0_obo.downstream_httpx`). It uses the exchange implementation
 (:mod:`.on_behalf_of`), not the public :mod:`.exchange` that re-exports this class.
+
+Every step that holds the user's or the issued token is a ``sensitive_variables`` frame, so
+Django's error reports show neither (nor a DPoP proof) in its locals or those of what it calls.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 from requests.auth import AuthBase
 
 from django_auth0_obo import dpop, token_endpoint
@@ -65,6 +69,7 @@ def challenge_error(headers: Any) -> str | None:
     return value[start + len(marker) : end] if end > 0 else None
 
 
+@sensitive_variables()
 def forget_cached_token(token: str | VerifiedToken, audience: str, scope: str | None) -> None:
     """Drop the cached on-behalf-of token for these arguments (the downstream API refused it)."""
     forget_token_on_behalf_of(token, audience, scope)
@@ -87,6 +92,7 @@ class DownstreamCall:
 
     # The exchange (sync; the httpx twin runs it in a thread for async callers).
 
+    @sensitive_variables()
     def exchange(self) -> OnBehalfOfTokenResult:
         result = get_token_on_behalf_of(self.token, self.audience, self.scope)
         if self.require_dpop and (result.get("token_type") or "").lower() != "dpop":
@@ -99,6 +105,7 @@ class DownstreamCall:
         self.result = result
         return result
 
+    @sensitive_variables()
     def refresh(self) -> OnBehalfOfTokenResult:
         """Forget the cached token the downstream API refused and exchange again."""
         forget_cached_token(self.token, self.audience, self.scope)
@@ -111,6 +118,7 @@ class DownstreamCall:
     def bound(self) -> bool:
         return self.result is not None and (self.result.get("token_type") or "") == "DPoP"
 
+    @sensitive_variables()  # the token, and the proof being signed below
     def headers(self, method: str, url: str) -> dict[str, str]:
         """``Authorization`` (and ``DPoP`` for a bound token) for ``method url``."""
         assert self.result is not None
@@ -172,6 +180,7 @@ class DownstreamAuth:
 class OnBehalfOf(DownstreamAuth, AuthBase):
     """``requests`` auth: call ``audience``'s API as the user behind ``token``."""
 
+    @sensitive_variables()
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         call = self.new_call()
         call.exchange()
@@ -186,6 +195,7 @@ class _RetryHook:
     def __init__(self, call: DownstreamCall) -> None:
         self.call = call
 
+    @sensitive_variables()  # the retries' exchange and headers, and requests' frames below
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         while True:
             url = response.request.url or ""

@@ -18,6 +18,11 @@ DPoP-bound subject tokens: the tenant does not re-check an incoming token's ``cn
 when exchanging it, so whoever holds a stolen bound token could exchange it for an unbound one.
 The only safe input is therefore a :class:`VerifiedToken` whose DPoP proof was verified by
 ``Auth0Authentication``; a raw string that carries ``cnf.jkt`` is refused.
+
+Error reports: every entry point is a ``sensitive_variables`` frame. Django's error report hides
+the locals of every frame below the nearest such frame (the form with the subject token, the
+client secret or assertion, the issued token, down to ``requests``' own frames); the async twins
+are registered the way Django handles coroutines (by file and line).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
+
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import (
     domains,
@@ -171,6 +178,7 @@ class _Exchange:
     connection: str | None = None
 
 
+@sensitive_variables()
 def get_token_on_behalf_of(
     access_token: str | VerifiedSubject, audience: str, scope: str | None = None
 ) -> OnBehalfOfTokenResult:
@@ -203,6 +211,7 @@ def get_token_on_behalf_of(
     return _run(exchange)  # type: ignore[return-value]
 
 
+@sensitive_variables()
 def forget_token_on_behalf_of(
     access_token: str | VerifiedSubject, audience: str, scope: str | None = None
 ) -> bool:
@@ -217,6 +226,7 @@ def forget_token_on_behalf_of(
     return revoke_tokens(ExchangedToken.objects.filter(key=key)) > 0  # memos forget it too
 
 
+@sensitive_variables()
 def get_token_by_exchange_profile(
     subject_token: str | VerifiedSubject,
     subject_token_type: str,
@@ -267,6 +277,7 @@ def get_token_by_exchange_profile(
     return _run(exchange)  # type: ignore[return-value]
 
 
+@sensitive_variables()
 def get_access_token_for_connection(
     connection: str, access_token: str | VerifiedSubject, login_hint: str | None = None
 ) -> ConnectionTokenResult:
@@ -492,6 +503,7 @@ def _text(value: Any) -> str:
 from django_auth0_obo.workers import run_in_worker  # noqa: E402  (kept with the twins)
 
 
+@sensitive_variables()
 async def aget_token_on_behalf_of(
     access_token: str | VerifiedSubject, audience: str, scope: str | None = None
 ) -> OnBehalfOfTokenResult:
@@ -499,6 +511,7 @@ async def aget_token_on_behalf_of(
     return await run_in_worker(get_token_on_behalf_of, access_token, audience, scope)
 
 
+@sensitive_variables()
 async def aget_token_by_exchange_profile(
     subject_token: str | VerifiedSubject,
     subject_token_type: str,
@@ -519,6 +532,7 @@ async def aget_token_by_exchange_profile(
     )
 
 
+@sensitive_variables()
 async def aget_access_token_for_connection(
     connection: str, access_token: str | VerifiedSubject, login_hint: str | None = None
 ) -> ConnectionTokenResult:

@@ -16,7 +16,9 @@ The answer is not trusted blindly: the whole call has the ``HTTP_TIMEOUT`` deadl
 scheme of an ``Authorization`` header); anything else is ``invalid_response``.
 
 Errors keep the tenant's ``error`` and ``error_description`` verbatim. Neither the form (it holds
-the subject token) nor the client secret is ever logged or put in an exception.
+the subject token) nor the client secret is ever logged or put in an exception, and :func:`post`
+is a ``sensitive_variables`` frame: Django's error reports show no local of it or of anything it
+calls (the assertion, the proof, ``requests``' prepared body, the parsed answer).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import client_assertion, dpop, forwarded_ip
 from django_auth0_obo.conf import obo_settings, on_reload
@@ -122,6 +125,7 @@ def basic_authorization(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
+@sensitive_variables()
 def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenResponse:
     """POST ``form`` (plus client authentication) to ``domain``'s token endpoint (default: the
     first domain); raise on failure."""

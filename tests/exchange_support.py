@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
+
+from django.db import connection
 
 from django_auth0_obo import token_cache
 from django_auth0_obo.testing.config import CALENDAR_API, MCP_API
@@ -30,3 +34,25 @@ def user_token(tenant: LocalTenant, **claims: Any) -> str:
     """An access token a user's MCP client got for this API."""
     claims.setdefault("scope", "mcp:read")
     return tenant.mint(audience=THIS_API, **claims)
+
+
+def run_together(count: int, call: Callable[[int], Any]) -> list[Any]:
+    """Start ``count`` threads at once; return what each returned or raised."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = call(index)
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results

@@ -1,4 +1,5 @@
-"""Single flight across processes: four worker processes, one call to the tenant.
+"""Single flight across processes: four worker processes, one call to the tenant, for the sync
+exchange and for the async one (several coroutines in each process).
 
 The workers are real Python processes that configure Django themselves against a database this
 test creates (outside pytest-django's transaction, which other processes could not see into): a
@@ -27,6 +28,8 @@ from tests.exchange_support import DOWNSTREAM, THIS_API, user_token
 
 WORKER = Path(__file__).resolve().parents[1] / "exchange_process_worker.py"
 PROCESSES = 4
+#: Coroutines awaiting the async exchange at once in each process.
+COROUTINES = 3
 
 
 @pytest.fixture(params=services.SHARED_DATABASES)
@@ -84,18 +87,11 @@ def worker_env(database: dict[str, Any], obo_settings: dict, subject: str) -> di
     return env
 
 
-def test_four_processes_asking_for_the_same_token_make_one_call(auth0_tenant, shared_database):
-    tenant = auth0_tenant
-    subject = user_token(tenant)
-    env = worker_env(
-        shared_database, tenant.django_settings(audience=THIS_API, AUDIT="off"), subject
-    )
-    subprocess.run([sys.executable, str(WORKER), "migrate"], env=env, check=True, timeout=120)
-    tenant.inject_fault("token", status=None, delay=1.0)  # a slow tenant: everyone piles up
-
+def run_workers(env: dict[str, str], *command: str) -> list[dict[str, Any]]:
+    """Start :data:`PROCESSES` workers, let them all go at once, return what each printed."""
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), "exchange"],
+            [sys.executable, str(WORKER), *command],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -105,15 +101,29 @@ def test_four_processes_asking_for_the_same_token_make_one_call(auth0_tenant, sh
     ]
     try:
         for worker in workers:
+            assert worker.stdout is not None
             assert worker.stdout.readline().strip() == "ready"
         for worker in workers:  # all four start together
+            assert worker.stdin is not None
             worker.stdin.write("go\n")
             worker.stdin.flush()
-        outputs = [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
+        return [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+
+
+def test_four_processes_asking_for_the_same_token_make_one_call(auth0_tenant, shared_database):
+    tenant = auth0_tenant
+    subject = user_token(tenant)
+    env = worker_env(
+        shared_database, tenant.django_settings(audience=THIS_API, AUDIT="off"), subject
+    )
+    subprocess.run([sys.executable, str(WORKER), "migrate"], env=env, check=True, timeout=120)
+    tenant.inject_fault("token", status=None, delay=1.0)  # a slow tenant: everyone piles up
+
+    outputs = run_workers(env, "exchange")
 
     assert tenant.count("token") == 1
     assert len({o["pid"] for o in outputs}) == PROCESSES
@@ -131,6 +141,40 @@ def test_four_processes_asking_for_the_same_token_make_one_call(auth0_tenant, sh
     assert subject not in key + encrypted
     assert hashlib.sha256(b"").hexdigest() != key
     assert encrypted
+
+
+@pytest.fixture
+def shared_caches(shared_database: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """The workers' ``CACHES``, shared too: a file cache next to the SQLite file; the
+    ``CACHE_URL`` server next to the ``DATABASE_URL`` one (a file cache if it names none)."""
+    on_servers = "sqlite" not in shared_database["ENGINE"] and services.cache_url() is not None
+    return {"default": services.shared_cache("service" if on_servers else "file", tmp_path)}
+
+
+def test_four_processes_awaiting_the_async_exchange_make_one_call(
+    auth0_tenant, shared_database, shared_caches
+):
+    """``aget_token_on_behalf_of`` and ``VerifiedToken.aon_behalf_of``: three coroutines in each
+    of four processes, one call to the tenant, one token for all twelve callers."""
+    tenant = auth0_tenant
+    subject = user_token(tenant)
+    env = worker_env(
+        shared_database, tenant.django_settings(audience=THIS_API, AUDIT="off"), subject
+    )
+    env.update(OBO_CACHE=json.dumps(shared_caches), OBO_RESOURCE_URL=f"{THIS_API}/")
+    subprocess.run([sys.executable, str(WORKER), "migrate"], env=env, check=True, timeout=120)
+    tenant.inject_fault("token", status=None, delay=1.0)  # a slow tenant: everyone piles up
+
+    outputs = run_workers(env, "aexchange", str(COROUTINES))
+
+    callers = PROCESSES * COROUTINES
+    assert tenant.count("token") == 1
+    assert len({o["pid"] for o in outputs}) == PROCESSES
+    digests = [digest for o in outputs for digest in o["token_sha256"]]
+    assert len(digests) == callers
+    assert len(set(digests)) == 1
+    hits = sorted(hit for o in outputs for hit in o["cache_hits"])
+    assert hits == [False] + [True] * (callers - 1)
 
 
 @pytest.fixture

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from django.db import connection
 
 from django_auth0_obo.exceptions import TokenExchangeError
 from django_auth0_obo.exchange import get_token_on_behalf_of
 from django_auth0_obo.models import ExchangedToken
-from tests.exchange_support import DOWNSTREAM, configure, user_token
+from tests.exchange_support import DOWNSTREAM, configure, run_together, user_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,28 +17,6 @@ THREADS = 50
 @pytest.fixture
 def tenant(auth0_tenant, settings):
     return configure(auth0_tenant, settings, AUDIT="off")
-
-
-def run_together(count: int, call: Callable[[int], Any]) -> list[Any]:
-    """Start ``count`` threads at once; return what each returned or raised."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = call(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def test_fifty_threads_asking_for_the_same_token_make_one_call(tenant):

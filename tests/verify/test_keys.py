@@ -561,3 +561,53 @@ def test_a_jwks_with_nan_is_not_valid_json(tenant: LocalTenant) -> None:
 
     with pytest.raises(TenantUnavailable):
         tokens.verify_access_token(tenant.mint())
+
+
+def _discovery_with(tenant: LocalTenant, member: str) -> bytes:
+    """The tenant's real discovery document with one more member, written as raw JSON text."""
+    text = json.dumps(tenant.discovery_document())
+    return f"{text[:-1]}, {member}}}".encode()
+
+
+NON_FINITE_DISCOVERY = {
+    "a NaN member": '"x_max_age": NaN',
+    "an Infinity member": '"x_max_age": Infinity',
+    "a -Infinity member": '"x_max_age": -Infinity',
+    "1e400 (infinity in Python)": '"x_max_age": 1e400',
+    "-1e400": '"x_max_age": -1e400',
+    "NaN in a list": '"x_numbers": [1, 2, NaN]',
+    "1e400 in a nested object": '"x_limits": {"max_age": 1e400}',
+}
+
+
+@pytest.mark.parametrize("member", NON_FINITE_DISCOVERY.values(), ids=NON_FINITE_DISCOVERY.keys())
+def test_a_discovery_document_with_a_non_finite_number_is_refused(
+    tenant: LocalTenant, clock: Clock, caplog: pytest.LogCaptureFixture, member: str
+) -> None:
+    """Python's own parser would read these (NaN, infinity); the document is refused whole and
+    never cached, and the tenant counts as unavailable until it serves a valid one."""
+    tenant.inject_fault("discovery", status=200, body=_discovery_with(tenant, member), times=None)
+    caplog.set_level(logging.WARNING, logger="django_auth0_obo")
+
+    with pytest.raises(TenantUnavailable):
+        tokens.verify_access_token(tenant.mint())
+
+    assert fetches(tenant) == (1, 0)  # refused before its jwks_uri was ever followed
+    assert "The discovery document from" in caplog.text
+    assert "is not valid JSON" in caplog.text
+    assert keys._shared_get(tenant.issuer) is None  # nothing cached for other workers either
+    tenant.clear_faults()
+    clock.advance(31)  # past the back-off
+    assert tokens.verify_access_token(tenant.mint())["iss"] == tenant.issuer
+
+
+@pytest.mark.urls("tests.bearer_urls")
+def test_a_discovery_document_with_1e400_answers_503(tenant: LocalTenant, api_client: Any) -> None:
+    member = NON_FINITE_DISCOVERY["1e400 (infinity in Python)"]
+    tenant.inject_fault("discovery", status=200, body=_discovery_with(tenant, member), times=None)
+
+    response = api_client.get("/claims", HTTP_AUTHORIZATION=f"Bearer {tenant.mint()}")
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": TenantUnavailable.default_description}
+    assert tenant.count("jwks") == 0

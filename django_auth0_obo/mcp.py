@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.views.decorators.debug import sensitive_variables
 from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -91,6 +92,7 @@ class Auth0TokenVerifier:
         self.audience = audience
         self.resource = resource
 
+    @sensitive_variables()
     async def verify_token(self, token: str) -> AccessToken | None:
         resource = self.resource or obo_settings.resource or ""
         try:
@@ -154,6 +156,7 @@ def protect(
     """
     scopes = tuple(required_scopes)
 
+    @sensitive_variables()  # its locals hold the request's headers
     async def protected(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await app(scope, receive, send)

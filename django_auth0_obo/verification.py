@@ -170,6 +170,7 @@ def _audiences(audience: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return None if audience is None else as_tuple(audience)
 
 
+@sensitive_variables()
 def verify(
     authorization: str | None,
     *,
@@ -186,6 +187,7 @@ def verify(
     return _verify(authorization, method=method, url=url, dpop=dpop, audience=audience)
 
 
+@sensitive_variables()
 async def averify(
     authorization: str | None,
     *,
@@ -214,6 +216,7 @@ class MissingCredentials(InvalidToken):
     default_description = "Authentication credentials were not provided."
 
 
+@sensitive_variables()
 def _verify(
     authorization: str | None,
     *,

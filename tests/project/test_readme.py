@@ -44,6 +44,7 @@ rather than skipping this test. An unknown mode fails.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,14 @@ def test_a_run_block_runs_in_the_configured_project(
     blocks.execute(block, namespace)
 
     assert token not in capsys.readouterr().out  # a README never shows printing a token
+
+
+def test_every_image_the_readme_shows_is_in_the_repository() -> None:
+    """The README's pictures (the delegation overview's screenshot) are committed PNGs."""
+    text = (ROOT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert "docs/delegation-overview.png" in images
+    for image in images:
+        path = ROOT / image
+        assert path.is_file(), image
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image

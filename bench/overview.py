@@ -11,9 +11,10 @@ re-executes itself with ``--database``) using the example project's settings, so
 rendered exactly as in the admin: a logged-in superuser's GET through Django's test client.
 
 Seeding is a bulk insert (``executemany`` on SQLite, ``COPY`` on PostgreSQL) of ``--rows`` rows
-spread over the last ``--span-days`` days (default 30: every row falls in the page's default
-30-day period, the worst case): 12 actors, 6 APIs, 20,000 users, 10 % denied with five reasons,
-15 % exchanges (80 % cache hits), 20 % nested chains, 5 % aggregated rows with ``count`` > 1.
+spread over the last ``--span-days`` days (default 30, the page's default period: whole local
+days ending today, so every row but the oldest day's before its midnight is aggregated): 12
+actors, 6 APIs, 20,000 users, 10 % denied with five reasons, 15 % exchanges (80 % cache hits),
+20 % nested chains, 5 % aggregated rows with ``count`` > 1.
 
 Printed, best of ``--repeats`` (default 5) interleaved runs: the overview page; as baselines
 measured in the same run, the changelist page (same filters: none) and a bare ``COUNT(*)`` of the

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser test demo bench loadtest lint matrix typecheck
+.PHONY: install browser test demo bench loadtest lint matrix typecheck check-newcomer
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,11 +26,17 @@ bench: install
 	$(PY) bench/exchange.py
 	$(PY) bench/async_verify.py
 
+# The wheel in a new virtualenv and a new `startproject`, set up by following README.md (its blocks,
+# read as tests/project/test_readme.py reads them), answering real requests against the stand-in.
+check-newcomer: install
+	$(PY) scripts/check-newcomer
+
 # gunicorn + PostgreSQL + Redis on this machine; DATABASE_URL / CACHE_URL override the defaults.
 loadtest: install
 	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
 
-# mypy --strict on the package and on tests/typing_usage (user code pinning the typing contract).
+# mypy --strict on the package, on tests/typing_usage (user code pinning the typing contract) and
+# on scripts/check-newcomer.
 typecheck: install
 	$(VENV)/bin/pip install -q -e '.[typecheck]'
 	$(VENV)/bin/mypy

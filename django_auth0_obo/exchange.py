@@ -26,7 +26,6 @@ from django_auth0_obo.on_behalf_of import (
     get_token_by_exchange_profile,
     get_token_on_behalf_of,
 )
-from django_auth0_obo.on_behalf_of import _peek as _peek  # tests reach the claims peek here
 
 __all__ = [
     "GRANT_FEDERATED_CONNECTION",

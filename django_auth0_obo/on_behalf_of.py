@@ -362,7 +362,7 @@ def _fetch(exchange: _Exchange) -> IssuedToken:
     body = response.body
     expires_at = int(response.sent_at) + response.expires_in
     subject_exp = exchange.subject.exp
-    issued_claims = _peek(response.access_token)
+    issued_claims = jose.unverified_payload(response.access_token)
     token_type = _text(body.get("token_type"))
     if token_endpoint.uses_dpop() and token_type.lower() != "dpop":
         logger.warning(
@@ -424,7 +424,7 @@ def _subject(token: str | VerifiedSubject, *, access_token_type: bool) -> _Subje
             )
         return _Subject(raw, claims, claims, token.audience)
     raw = check_subject_token(token, "access_token")
-    claims = _peek(raw)
+    claims = jose.unverified_payload(raw)
     if access_token_type and _certificate_bound(claims):
         raise UnverifiedBoundToken(
             "Refusing to exchange a certificate-bound token (cnf.x5t#S256): mTLS-bound tokens "
@@ -468,17 +468,6 @@ def _key_parts(
         "domain": subject.domain,
         "dpop_jkt": token_endpoint.client_jkt(),
     }
-
-
-def _peek(token: str) -> dict[str, Any]:
-    """Claims read WITHOUT verification, for metadata only (cache columns, expiry caps).
-
-    Only the payload segment is decoded: this runs on every call, cache hits included.
-    """
-    try:
-        return jose.decode_object(jose.split_compact(token.encode("ascii"))[1])
-    except (jose.JOSEError, UnicodeEncodeError, AttributeError):
-        return {}
 
 
 def _certificate_bound(claims: Mapping[str, Any]) -> bool:

@@ -111,7 +111,7 @@ class _Echo:
 FORMULA_STARTS = frozenset("=+-@\t\r\n")
 
 
-def _csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
     """Render a cell; neutralise spreadsheet formulas (CSV injection) in text cells, also when
     whitespace comes before the formula character (spreadsheets skip it)."""
     if value is None:
@@ -128,7 +128,7 @@ def export_rows(queryset: QuerySet[DelegationEvent]) -> Iterator[str]:
     for row in queryset.values_list(*EXPORT_FIELDS).iterator(chunk_size=2000):
         values = dict(zip(EXPORT_FIELDS, row, strict=True))
         values["delegation_chain"] = draw_chain(values["subject"], values["delegation_chain"])
-        yield writer.writerow([_csv_cell(values[name]) for name in EXPORT_FIELDS])
+        yield writer.writerow([csv_cell(values[name]) for name in EXPORT_FIELDS])
 
 
 @admin.register(DelegationEvent)

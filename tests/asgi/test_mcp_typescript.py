@@ -2,7 +2,8 @@
 
 This is the client that refused 0.1's configuration ("Protected resource https://mcp.example.com
 does not match expected http://…/mcp/calendar"). Runs when ``node`` and ``npm`` are installed;
-skipped (saying why) when they are not or when ``npm install`` fails (no registry access).
+skipped (saying why) when they are not or when ``npm install`` fails (no registry access), unless
+the run demands it (``REQUIRE_NODE=1``, set by CI), in which case either fails the test.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,26 @@ from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCRIPT_DIR = Path(__file__).resolve().parents[1] / "ts"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT_DIR = ROOT / "tests" / "ts"
+
+
+def node_required() -> bool:
+    return os.environ.get("REQUIRE_NODE", "") not in ("", "0")
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip, or under ``REQUIRE_NODE=1`` fail: CI must not lose this test silently."""
+    if node_required():
+        pytest.fail(f"{message}; REQUIRE_NODE=1 demands the TypeScript SDK test.")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def ts_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the TypeScript SDK installed and ``discovery.mjs``."""
     if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node/npm are not installed")
+        skip_or_fail("node/npm are not installed")
     directory = tmp_path_factory.mktemp("ts-sdk")
     for name in ("package.json", "discovery.mjs"):
         shutil.copy(SCRIPT_DIR / name, directory / name)
@@ -44,7 +58,7 @@ def ts_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     if installed.returncode != 0:
-        pytest.skip(f"npm install failed: {installed.stderr.strip()[-300:]}")
+        skip_or_fail(f"npm install failed: {installed.stderr.strip()[-300:]}")
     return directory
 
 
@@ -83,3 +97,55 @@ def test_the_typescript_sdk_accepts_our_discovery(
     assert found["authorizationEndpoint"] == f"{auth0_tenant.base_url}/authorize"
     assert found["registrationEndpoint"] == f"{auth0_tenant.base_url}/oidc/register"
     assert "S256" in found["codeChallengeMethods"]
+
+
+# -- the switch itself: a machine without node ------------------------------------------------
+
+
+def run_sdk_test_without_node(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The SDK test above, in a pytest whose PATH holds no ``node`` and no ``npm``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("REQUIRE_NODE", "REQUIRE_SERVICES")
+    }
+    environment.update(
+        PATH=str(bin_dir),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        CACHE_URL="locmemcache://",
+        **env,
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{__file__}::test_the_typescript_sdk_accepts_our_discovery",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_without_node_the_sdk_test_skips_saying_why(tmp_path: Path) -> None:
+    result = run_sdk_test_without_node(tmp_path)
+
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "2 skipped" in result.stdout
+    assert "node/npm are not installed" in result.stdout
+
+
+def test_under_require_node_a_machine_without_node_fails_the_run(tmp_path: Path) -> None:
+    result = run_sdk_test_without_node(tmp_path, REQUIRE_NODE="1")
+
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "skipped" not in result.stdout
+    assert "REQUIRE_NODE=1 demands the TypeScript SDK test" in result.stdout

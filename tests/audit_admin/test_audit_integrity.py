@@ -28,7 +28,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from django_auth0_obo import audit, crypto, signals
-from django_auth0_obo.admin.delegation_events import _csv_cell
+from django_auth0_obo.admin.delegation_events import csv_cell
 from django_auth0_obo.exceptions import TokenExchangeError
 from django_auth0_obo.exchange import get_token_on_behalf_of
 from django_auth0_obo.models import DelegationEvent, ExchangedToken
@@ -227,8 +227,8 @@ CELLS = {
 
 
 @pytest.mark.parametrize(("value", "cell"), CELLS.values(), ids=CELLS.keys())
-def test_csv_cells_cannot_become_formulas(value: Any, cell: str) -> None:
-    assert _csv_cell(value) == cell
+def testcsv_cells_cannot_become_formulas(value: Any, cell: str) -> None:
+    assert csv_cell(value) == cell
 
 
 # Error reports.

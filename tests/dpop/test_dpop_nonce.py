@@ -30,6 +30,18 @@ def tenant(auth0_tenant: LocalTenant, settings: Any) -> LocalTenant:
     return auth0_tenant
 
 
+@pytest.fixture
+def mid_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test from the middle of a nonce slot (the whole process's clock moves by under
+    half a slot): a test that names the previous or the next slot must not see a slot boundary
+    pass between issuing that nonce and the server checking it."""
+    real = time.time
+    now = real()
+    middle = (now // dpop_nonce.WINDOW_SECONDS + 0.5) * dpop_nonce.WINDOW_SECONDS
+    offset = middle - now
+    monkeypatch.setattr(time, "time", lambda: real() + offset)
+
+
 def _dpop(token: str, proof: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"DPoP {token}", "HTTP_DPOP": proof}
 
@@ -83,6 +95,7 @@ def test_a_replayed_proof_is_still_refused(
         ("not a string", lambda: 12345),
     ],
 )
+@pytest.mark.usefixtures("mid_slot")
 def test_a_nonce_we_did_not_issue_recently_is_refused(
     tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any, why: str, nonce: Any
 ) -> None:
@@ -94,6 +107,7 @@ def test_a_nonce_we_did_not_issue_recently_is_refused(
     assert "DPoP-Nonce" in response.headers, why
 
 
+@pytest.mark.usefixtures("mid_slot")
 def test_a_nonce_from_the_previous_slot_is_still_accepted(
     tenant: LocalTenant, dpop_key: DPoPKey, api_client: Any
 ) -> None:

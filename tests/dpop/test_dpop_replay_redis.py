@@ -173,16 +173,21 @@ def _fresh_proof(key: DPoPKey) -> str:
     return key.proof("GET", PROOF_URL, access_token=TOKEN)
 
 
+def _accepted_once(key: DPoPKey) -> None:
+    """A fresh proof is accepted, and the same proof again refused as a replay."""
+    valid = _fresh_proof(key)
+    assert _verify(key, valid) == key.jkt
+    with pytest.raises(InvalidDPoPProof, match="replayed"):
+        _verify(key, valid)
+
+
 def test_a_forged_proof_leaves_the_connection_in_step(redis_replay, dpop_key):
     """The forged proof's SET NX went out; its reply must not answer the next proof (which
     would then accept the replay below with the valid proof's own ``OK``)."""
     with pytest.raises(InvalidDPoPProof, match="signature is invalid"):
         _verify(dpop_key, tamper_signature(_fresh_proof(dpop_key)))
     connection = _held_connection()
-    valid = _fresh_proof(dpop_key)
-    assert _verify(dpop_key, valid) == dpop_key.jkt
-    with pytest.raises(InvalidDPoPProof, match="replayed"):
-        _verify(dpop_key, valid)
+    _accepted_once(dpop_key)
     assert _held_connection() is connection  # the reply was read, not the connection dropped
 
 
@@ -190,10 +195,7 @@ def test_forged_and_valid_proofs_alternating_each_get_their_own_answer(redis_rep
     for _ in range(5):
         with pytest.raises(InvalidDPoPProof, match="signature is invalid"):
             _verify(dpop_key, tamper_signature(_fresh_proof(dpop_key)))
-        valid = _fresh_proof(dpop_key)
-        assert _verify(dpop_key, valid) == dpop_key.jkt
-        with pytest.raises(InvalidDPoPProof, match="replayed"):
-            _verify(dpop_key, valid)
+        _accepted_once(dpop_key)
 
 
 def test_a_claim_left_open_is_settled_before_the_thread_sends_again(redis_replay):
@@ -282,10 +284,7 @@ def test_a_forged_proof_whose_reply_is_lost_leaves_the_next_proof_its_own_answer
     with pytest.raises(InvalidDPoPProof, match="signature is invalid"):
         _verify(dpop_key, tamper_signature(_fresh_proof(dpop_key)))
     assert failed == [1]  # the unwanted reply could not be read: the connection was dropped
-    valid = _fresh_proof(dpop_key)
-    assert _verify(dpop_key, valid) == dpop_key.jkt
-    with pytest.raises(InvalidDPoPProof, match="replayed"):
-        _verify(dpop_key, valid)
+    _accepted_once(dpop_key)
 
 
 def test_one_proof_raced_by_many_threads_is_accepted_once(redis_replay):

@@ -103,7 +103,9 @@ def test_bad_encryption_keys_are_check_e016(settings, keys):
 
 
 @pytest.mark.parametrize(
-    "keys", [None, crypto.generate_key(), [crypto.generate_key(), crypto.generate_key()]]
+    "keys",
+    [None, crypto.generate_key(), [crypto.generate_key(), crypto.generate_key()]],
+    ids=["none set", "one key", "two keys"],  # a generated key is no stable test id
 )
 def test_good_encryption_keys_pass_the_check(settings, keys):
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "TOKEN_ENCRYPTION_KEYS": keys}

@@ -143,10 +143,14 @@ def _post_assertion(tenant: Any, assertion: str, **extra: str) -> requests.Respo
     return requests.post(tenant.token_endpoint, data=form, verify=tenant.ca_bundle, timeout=10)
 
 
+class FromNow(int):
+    """A time claim given as seconds from when the assertion is signed, not from collection."""
+
+
 def _sign(key: rsa.RSAPrivateKey, alg: str = "RS256", **claims: Any) -> str:
     now = int(time.time())
     body = {"iss": PKJ_CLIENT, "sub": PKJ_CLIENT, "iat": now, "exp": now + 60, "jti": "j-1"}
-    body.update(claims)
+    body.update({k: now + v if isinstance(v, FromNow) else v for k, v in claims.items()})
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=alg)
 
 
@@ -165,9 +169,9 @@ def test_the_stand_in_refuses_a_replayed_assertion(tenant: Any, rsa_key: rsa.RSA
     [
         ("audience is another server", {"aud": "https://elsewhere.example/oauth/token"}, "RS256"),
         ("no audience", {"aud": None}, "RS256"),
-        ("expired", {"exp": int(time.time()) - 3600}, "RS256"),
+        ("expired", {"exp": FromNow(-3600)}, "RS256"),
         ("no exp", {"exp": None}, "RS256"),
-        ("exp an hour ahead: not short-lived", {"exp": int(time.time()) + 3600}, "RS256"),
+        ("exp an hour ahead: not short-lived", {"exp": FromNow(3600)}, "RS256"),
         ("no jti", {"jti": None}, "RS256"),
         ("sub is not the client", {"sub": "someone-else"}, "RS256"),
         ("iss is not a known client", {"iss": "nobody"}, "RS256"),

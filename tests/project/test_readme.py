@@ -56,6 +56,7 @@ from django.urls import URLPattern, URLResolver, resolve
 from django.utils.module_loading import import_string
 from rest_framework.views import APIView
 
+from django_auth0_obo import conf
 from django_auth0_obo.checks import check_settings
 from django_auth0_obo.testing import LocalTenant
 from tests.readme import blocks
@@ -251,3 +252,27 @@ def test_every_image_the_readme_shows_is_in_the_repository() -> None:
         path = ROOT / image
         assert path.is_file(), image
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image
+
+
+def test_the_settings_table_lists_every_setting_and_check() -> None:
+    """The README's settings table names every ``AUTH0_OBO`` key (and nothing else), and its
+    list of system checks names every error id the checks can raise."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Settings (`AUTH0_OBO`)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = {
+        name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])
+    }
+    assert listed == set(conf.DEFAULTS)
+
+    sources = "".join(
+        (ROOT / "django_auth0_obo" / name).read_text() for name in ("checks.py", "view_checks.py")
+    )
+    raised = {
+        int(n)
+        for n in re.findall(r"_error\([^()]*?(?:\([^()]*\)[^()]*?)*,\s*(\d+)\s*[,)]", sources, re.S)
+    }
+    raised |= {int(n) for n in re.findall(r'id="auth0_obo\.E(\d{3})"', sources)}
+    documented = {int(n) for n in re.findall(r"`(?:auth0_obo\.)?E(\d{3})`", section)}
+    assert raised
+    assert raised <= documented, sorted(raised - documented)

@@ -18,10 +18,16 @@ ACT_TESTS = "tests/verify/test_act.py"
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on: bound for the rest of this process and never
+    listened on, so connecting is refused and no other socket (a test's server, another
+    process) can take it meanwhile, as it could a port that was bound and released."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _held.append(sock)
+    return int(sock.getsockname()[1])
+
+
+_held: list[socket.socket] = []
 
 
 def run_pytest_with(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:

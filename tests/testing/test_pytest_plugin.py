@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from django_auth0_obo.testing import DPoPKey, LocalTenant
-
-_CACHE_KEY = "django-auth0-obo-testing-plugin-probe"
 
 
 def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) -> None:
@@ -23,32 +22,22 @@ def test_auth0_tenant_points_auth0_obo_at_the_tenant(auth0_tenant: LocalTenant) 
     assert settings.AUTH0_OBO["SCOPES_SUPPORTED"] == ["calendar:read", "calendar:write"]
 
 
-def test_state_left_behind_by_one_test(auth0_tenant: LocalTenant) -> None:
-    from django.core.cache import cache
+def test_state_one_test_leaves_behind_is_gone_in_the_next() -> None:
+    """The two tests of ``plugin_state_pair.py`` in one session, in that order: collected here,
+    the second would pass or fail by whether the first happened to run just before it."""
+    pair = Path(__file__).with_name("plugin_state_pair.py")
+    names = ("test_state_left_behind_by_one_test", "test_is_gone_in_the_next")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *(f"{pair}::{name}" for name in names)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
-    from django_auth0_obo import keys
-
-    cache.set(_CACHE_KEY, "not ours")
-    keys.get_keyset(auth0_tenant.issuer)
-    assert cache.get_many(keys.shared_cache_keys(auth0_tenant.issuer)) != {}
-    auth0_tenant.rotate()
-    auth0_tenant.inject_fault("jwks", status=500, times=None)
-    auth0_tenant.require_dpop_nonce()
-
-
-def test_is_gone_in_the_next(auth0_tenant: LocalTenant) -> None:
-    from django.core.cache import cache
-
-    from django_auth0_obo import keys
-
-    assert cache.get_many(keys.shared_cache_keys(auth0_tenant.issuer)) == {}
-    assert cache.get(_CACHE_KEY) == "not ours", "entries the app did not write must survive"
-    cache.delete(_CACHE_KEY)
-    assert len(auth0_tenant.jwks()["keys"]) == 1
-    assert auth0_tenant.dpop_nonce is None
-    assert auth0_tenant.count("jwks") == 0
-    keys.get_keyset(auth0_tenant.issuer)
-    assert auth0_tenant.count("jwks") == 1, "the previous test's keys were not forgotten"
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 passed" in result.stdout
 
 
 def test_one_server_serves_the_session(

@@ -76,17 +76,22 @@ def _es256_signed_with_kid_of_rsa_key(tenant: LocalTenant) -> str:
     return tenant.mint(key=ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
 
 
-NOW = int(time.time())
+def now() -> int:
+    """The current time, read when a row builds its request: a time read when the table was
+    collected would age by however long the run takes before the row's test runs."""
+    return int(time.time())
+
+
 BOTH_ALGS = {"ALGORITHMS": ["RS256", "ES256"]}
 
 CASES: dict[str, Case] = {
     # Lifetimes
     "expired": Case(bearer(lambda t: t.mint(expires_in=-3600)), 401, "invalid_token"),
     "expired beyond the leeway": Case(
-        bearer(lambda t: t.mint(iat=NOW - 600, expires_in=500)), 401, "invalid_token"
+        bearer(lambda t: t.mint(iat=now() - 600, expires_in=500)), 401, "invalid_token"
     ),
-    "nbf in the future": Case(bearer(lambda t: t.mint(nbf=NOW + 3600)), 401, "invalid_token"),
-    "iat in the future": Case(bearer(lambda t: t.mint(iat=NOW + 3600)), 401, "invalid_token"),
+    "nbf in the future": Case(bearer(lambda t: t.mint(nbf=now() + 3600)), 401, "invalid_token"),
+    "iat in the future": Case(bearer(lambda t: t.mint(iat=now() + 3600)), 401, "invalid_token"),
     "exp beyond any float": Case(
         bearer(lambda t: t.mint(claims={"exp": 10**400, "nbf": -(10**400)})), 200, None
     ),
@@ -94,7 +99,7 @@ CASES: dict[str, Case] = {
         bearer(lambda t: t.mint(claims={"iat": 10**400})), 401, "invalid_token"
     ),
     "exp not a number": Case(
-        bearer(lambda t: t.mint(claims={"exp": str(NOW + 600)})), 401, "invalid_token"
+        bearer(lambda t: t.mint(claims={"exp": str(now() + 600)})), 401, "invalid_token"
     ),
     # Numbers JSON cannot hold: Python reads 1e400 as infinity and accepts NaN; both refused.
     "exp 1e400 (infinity in Python)": Case(
@@ -110,7 +115,7 @@ CASES: dict[str, Case] = {
         bearer(lambda t: mint_with_raw_json(t, price="1e999")), 401, "invalid_token"
     ),
     "a finite float exp is fine": Case(
-        bearer(lambda t: mint_with_raw_json(t, exp=f"{NOW + 600}.5")), 200, None
+        bearer(lambda t: mint_with_raw_json(t, exp=f"{now() + 600}.5")), 200, None
     ),
     # Audience
     "wrong aud": Case(bearer(lambda t: t.mint(audience=OTHER_API)), 401, "invalid_token"),
@@ -271,13 +276,13 @@ CASES: dict[str, Case] = {
         bearer(lambda t: t.mint(headers={"typ": "at+jwt"})), 200, None, {"REQUIRE_AT_JWT": True}
     ),
     "older than MAX_TOKEN_AGE": Case(
-        bearer(lambda t: t.mint(iat=NOW - 7200, expires_in=10800)),
+        bearer(lambda t: t.mint(iat=now() - 7200, expires_in=10800)),
         401,
         "invalid_token",
         {"MAX_TOKEN_AGE": 3600},
     ),
     "within MAX_TOKEN_AGE": Case(
-        bearer(lambda t: t.mint(iat=NOW - 1800, expires_in=3600)),
+        bearer(lambda t: t.mint(iat=now() - 1800, expires_in=3600)),
         200,
         None,
         {"MAX_TOKEN_AGE": 3600},

@@ -85,9 +85,8 @@ def test_strict_json_reads_what_json_writes(value: Any) -> None:
 def test_strict_json_decides_like_the_standard_decoder(text: str) -> None:
     """The fast path (the decoder's own scanner) accepts and refuses exactly what
     ``JSONDecoder.decode`` does with the same strict hooks, whitespace around the value included."""
-    strict = json.JSONDecoder(parse_constant=jose._reject_constant, parse_float=jose._finite_float)
     try:
-        expected = strict.decode(text)
+        expected = jose.STRICT_JSON.decode(text)
     except (ValueError, RecursionError):
         with pytest.raises(jose.JOSEError):
             jose.loads(text)

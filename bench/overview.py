@@ -11,9 +11,10 @@ re-executes itself with ``--database``) using the example project's settings, so
 rendered exactly as in the admin: a logged-in superuser's GET through Django's test client.
 
 Seeding is a bulk insert (``executemany`` on SQLite, ``COPY`` on PostgreSQL) of ``--rows`` rows
-spread over the last ``--span-days`` days (default 30: every row falls in the page's default
-30-day period, the worst case): 12 actors, 6 APIs, 20,000 users, 10 % denied with five reasons,
-15 % exchanges (80 % cache hits), 20 % nested chains, 5 % aggregated rows with ``count`` > 1.
+spread over the last ``--span-days`` days (default 30, the page's default period: whole local
+days ending today, so every row but the oldest day's before its midnight is aggregated): 12
+actors, 6 APIs, 20,000 users, 10 % denied with five reasons, 15 % exchanges (80 % cache hits),
+20 % nested chains, 5 % aggregated rows with ``count`` > 1.
 
 Printed, best of ``--repeats`` (default 5) interleaved runs: the overview page; as baselines
 measured in the same run, the changelist page (same filters: none) and a bare ``COUNT(*)`` of the
@@ -86,14 +87,23 @@ COLUMNS = (
 
 
 def generate(rows: int, span_days: int, now: datetime) -> Iterator[tuple[Any, ...]]:
-    """Deterministic rows (seeded RNG), newest last; timestamps spread over ``span_days``."""
+    """Deterministic rows (seeded RNG), newest last; timestamps spread over ``span_days``.
+
+    Also the seed of the million-row browser test (tests/browser/test_overview_million.py)."""
     rng = random.Random(13)
     span = span_days * 86400 - 60
+    chains = {  # the JSON of each chain, encoded once (a few dozen chains for a million rows)
+        (actor, nested): json.dumps(
+            [actor, "mcp-server-client"] if nested and actor != "mcp-server-client" else [actor]
+        )
+        for actor in ACTORS
+        for nested in (False, True)
+    }
     for i in range(rows):
         created = now - timedelta(seconds=span * (rows - i) / rows)
         actor = ACTORS[min(int(rng.expovariate(0.45)), len(ACTORS) - 1)]
         nested = rng.random() < 0.2
-        chain = [actor, "mcp-server-client"] if nested and actor != "mcp-server-client" else [actor]
+        chain = chains[(actor, nested)]
         exchange = rng.random() < 0.15
         denied = rng.random() < (0.6 if actor == "rogue-agent" else 0.08)
         count = rng.randint(2, 20) if rng.random() < 0.05 else 1
@@ -104,8 +114,8 @@ def generate(rows: int, span_days: int, now: datetime) -> Iterator[tuple[Any, ..
             "on_behalf_of" if exchange else "",
             f"auth0|user{int(rng.paretovariate(1.2)) % 20000:05d}",
             actor,
-            json.dumps(chain),
-            len(chain),
+            chain,
+            2 if nested and actor != "mcp-server-client" else 1,
             "client-app",
             "",
             "https://mcp.example.com" if exchange else api,
@@ -157,7 +167,10 @@ def ensure_postgres_database(url: str) -> None:
 
 
 def seed(rows: int, span_days: int) -> float:
-    """Empty the audit table and bulk-insert ``rows`` rows; return the seconds it took."""
+    """Empty the audit table and bulk-insert ``rows`` rows; return the seconds it took.
+
+    Through the default connection, in autocommit mode (as a script, or a test run with
+    ``transaction=True``); SQLite's journal and sync settings are restored afterwards."""
     from django.db import connection
 
     from django_auth0_obo.models import DelegationEvent
@@ -177,29 +190,41 @@ def seed(rows: int, span_days: int) -> float:
         return time.perf_counter() - started
     connection.ensure_connection()
     raw: sqlite3.Connection = connection.connection
-    # A scratch file: no journal, no fsync while seeding (the disk is shared).
+    journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
+    synchronous = raw.execute("PRAGMA synchronous").fetchone()[0]
+    # No journal, no fsync while seeding (the disk is shared), one transaction for all rows.
     raw.execute("PRAGMA journal_mode=OFF")
     raw.execute("PRAGMA synchronous=OFF")
-    raw.execute(f'DELETE FROM "{table}"')
-    marks = ", ".join("?" for _ in COLUMNS)
-    insert = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
-    batch: list[tuple[Any, ...]] = []
-    for row in generate(rows, span_days, now):
-        batch.append(_sqlite_row(row))
-        if len(batch) == 20000:
-            raw.executemany(insert, batch)
-            batch.clear()
-    raw.executemany(insert, batch)
-    raw.commit()
-    raw.execute("ANALYZE")
+    try:
+        raw.execute("BEGIN")
+        raw.execute(f'DELETE FROM "{table}"')
+        marks = ", ".join("?" for _ in COLUMNS)
+        insert = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
+        batch: list[tuple[Any, ...]] = []
+        for row in generate(rows, span_days, now):
+            batch.append(_sqlite_row(row))
+            if len(batch) == 20000:
+                raw.executemany(insert, batch)
+                batch.clear()
+        raw.executemany(insert, batch)
+        raw.execute("COMMIT")
+        raw.execute("ANALYZE")
+    finally:
+        raw.execute(f"PRAGMA journal_mode={journal}")
+        raw.execute(f"PRAGMA synchronous={synchronous}")
     return time.perf_counter() - started
+
+
+_DATETIMES = (COLUMNS.index("created_at"), COLUMNS.index("last_seen_at"))
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Datetimes as Django stores them on SQLite (naive UTC text)."""
-    return tuple(
-        v.replace(tzinfo=None).isoformat(" ") if isinstance(v, datetime) else v for v in row
-    )
+    values = list(row)
+    for i in _DATETIMES:
+        if values[i] is not None:
+            values[i] = values[i].replace(tzinfo=None).isoformat(" ")
+    return tuple(values)
 
 
 def best(repeats: int, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:

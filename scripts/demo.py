@@ -6,6 +6,7 @@ with SQLite. The script prints what each hop verified, then where to see the aud
 
     python scripts/demo.py            # keeps serving the admin until Ctrl-C when run in a terminal
     python scripts/demo.py --once     # runs the scenario and exits (used by the tests)
+    python scripts/demo.py --once --keep-db demo.sqlite3   # and keeps its database (audit rows)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -210,7 +212,7 @@ def rogue_exchange(tenant: LocalTenant, user_token: str, secret: str) -> str:
     return answer.json()["access_token"]
 
 
-def run(once: bool) -> int:
+def run(once: bool, keep_db: Path | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="auth0-obo-demo-"))
     password = secrets.token_urlsafe(12)
     with LocalTenant() as tenant:
@@ -267,6 +269,21 @@ def run(once: bool) -> int:
                 if process is not None:
                     process.terminate()
                     process.wait(timeout=10)
+            if keep_db is not None:
+                copy_database(workdir / "demo.sqlite3", keep_db)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy the demo's SQLite database (its audit rows) through SQLite's backup API, whole and
+    consistent whatever its journal mode, so a test can read the rows the demo wrote."""
+    target.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    print(f"\nThe demo's database (audit rows included) was copied to {target}")
 
 
 def print_audit_rows(env: dict[str, str]) -> None:
@@ -353,7 +370,14 @@ def scenario(tenant: LocalTenant, base: str, rogue_secret: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="run the scenario and exit")
-    return run(parser.parse_args().once)
+    parser.add_argument(
+        "--keep-db",
+        metavar="PATH",
+        type=Path,
+        help="when done, copy the demo's SQLite database (with its audit rows) to PATH",
+    )
+    args = parser.parse_args()
+    return run(args.once, args.keep_db)
 
 
 if __name__ == "__main__":

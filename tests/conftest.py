@@ -17,6 +17,14 @@ settings.register_profile(
 settings.load_profile("default")
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """``scripts/demo.py --once``, run once for every test that reads it (see tests/demo_run.py)."""
+    from tests.demo_run import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo"))
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

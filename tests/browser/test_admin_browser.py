@@ -4,30 +4,28 @@ server. Without Chromium it skips, except under ``REQUIRE_BROWSER=1`` (CI), wher
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.utils import timezone
 
 from django_auth0_obo.models import DelegationEvent
+from tests.browser.chromium import (
+    ADMIN_PASSWORD,
+    CHANGELIST,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OVERVIEW,
+    SCREENSHOTS,
+    log_in,
+)
+from tests.browser.overview_numbers import expected_from_rows, shown
+from tests.demo_run import DemoRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("testproject.urls")]
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHANGELIST = "/admin/django_auth0_obo/delegationevent/"
 
 
 def seed_events() -> DelegationEvent:
@@ -85,7 +83,7 @@ def seed_events() -> DelegationEvent:
 
 
 def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
-    User.objects.create_superuser("admin", "admin@example.com", "correct horse battery")
+    User.objects.create_superuser("admin", "admin@example.com", ADMIN_PASSWORD)
     nested = seed_events()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
@@ -96,11 +94,7 @@ def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
-            page.fill("#id_username", "admin")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**{CHANGELIST}")
+            log_in(page, live_server.url, CHANGELIST)
 
             rows = page.locator("#result_list tbody tr")
             assert rows.count() == 4
@@ -144,9 +138,6 @@ def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
     for path in saved:
         assert path.stat().st_size > 1000
         print(f"screenshot: {path}")
-
-
-OVERVIEW = f"{CHANGELIST}overview/"
 
 
 def seed_demo_week() -> None:
@@ -215,19 +206,21 @@ def seed_demo_week() -> None:
     )
 
 
-def expected_edges() -> dict[tuple[str, str], tuple[int, int]]:
-    """Actor → API edges computed in Python from every row in the database."""
-    edges: dict[tuple[str, str], list[int]] = {}
-    for row in DelegationEvent.objects.all():
-        counts = edges.setdefault((row.current_actor, row.target_audience or row.audience), [0, 0])
-        counts[0 if row.outcome == "allowed" else 1] += row.count
-    return {key: (a, d) for key, (a, d) in edges.items()}
-
-
-def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server):
-    User.objects.create_superuser("admin", "admin@example.com", "correct horse battery")
-    seed_demo_week()
-    expected = expected_edges()  # before Playwright's event loop, where the ORM may not run
+def test_the_delegation_overview_draws_the_demos_own_rows_in_chromium(
+    live_server, demo_run: DemoRun
+):
+    """The rows ``scripts/demo.py`` wrote (exchanges with a miss then a hit, calls acted by the
+    MCP servers, the rogue client refused), loaded here, drawn in Chromium, and every number
+    on the page checked against them. This is the README's screenshot."""
+    assert demo_run.result.returncode == 0, demo_run.result.stdout[-3000:]
+    call_command("loaddata", str(demo_run.audit_rows), verbosity=0)
+    rows = list(DelegationEvent.objects.all())
+    assert len(rows) >= 9
+    assert {"mcp-server-client", "calendar-mcp-server", "rogue-agent"} <= {
+        r.current_actor for r in rows
+    }
+    expected = expected_from_rows(rows)  # before Playwright's event loop, where the ORM may not run
+    User.objects.create_superuser("admin", "admin@example.com", ADMIN_PASSWORD)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "delegation-overview.png"
 
@@ -237,19 +230,60 @@ def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
-            page.fill("#id_username", "admin")
-            page.fill("#id_password", "correct horse battery")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**{CHANGELIST}")
+            log_in(page, live_server.url, CHANGELIST)
+            page.click("a.auth0-obo-overview-link")
+            page.wait_for_url(f"**{OVERVIEW}**")
+            drawn = shown(page)
+            rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
+            rogue_state = rogue.get_attribute("data-state")
+            box = page.locator("svg.auth0-obo-graph").bounding_box()
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+
+    assert drawn.edges == expected.edges
+    assert drawn.actors == expected.actors
+    assert drawn.totals == expected.totals
+    assert drawn.days == expected.days
+    assert drawn.cache_days == expected.cache_days
+    assert drawn.paths == expected.paths  # the demo's chains are one actor long: none drawn
+    assert drawn.totals["denied"] >= 1
+    assert drawn.totals["cache-hits"] >= 1
+    assert drawn.totals["cache-misses"] >= 1
+    assert rogue_state == "denied"
+    assert box is not None
+    assert box["width"] > 600  # drawn, not collapsed
+    assert shot.stat().st_size > 1000
+    print(f"screenshot: {shot}")
+
+
+def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server):
+    """What the demo's rows lack: a nested chain drawn as a path, a week of days, aggregated
+    rows (``count`` > 1), several users per actor, and the list's filters on the page."""
+    User.objects.create_superuser("admin", "admin@example.com", ADMIN_PASSWORD)
+    seed_demo_week()
+    expected = expected_from_rows(DelegationEvent.objects.all())
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "delegation-overview-week.png"
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            log_in(page, live_server.url, CHANGELIST)
             page.click("a.auth0-obo-overview-link")
             page.wait_for_url(f"**{OVERVIEW}**")
 
-            edges = page.locator("svg.auth0-obo-graph g.edge").evaluate_all(
-                "els => els.map(e => [e.dataset.actor, e.dataset.api,"
-                " Number(e.dataset.allowed), Number(e.dataset.denied)])"
-            )
-            assert {(a, api): (ok, no) for a, api, ok, no in edges} == expected
+            drawn = shown(page)
+            assert drawn.edges == expected.edges
+            assert drawn.actors == expected.actors
+            assert drawn.paths == expected.paths
+            assert drawn.days == expected.days
+            assert drawn.cache_days == expected.cache_days
+            assert drawn.totals == expected.totals
+            assert sum(1 for a, _ in drawn.days.values() if a) == 7
             rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
             assert rogue.get_attribute("data-state") == "denied"
             assert "✗ 3" in rogue.text_content()
@@ -257,11 +291,6 @@ def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server
             assert path.count() == 1
             assert path.get_attribute("data-chain") == "mcp-server-client → agent"
             assert "✓ 4" in path.text_content()
-            bars = page.locator("svg.auth0-obo-days g.day.events")
-            assert bars.count() == 30
-            box = page.locator("svg.auth0-obo-graph").bounding_box()
-            assert box is not None
-            assert box["width"] > 600  # drawn, not collapsed
             actors = page.locator("tr.auth0-obo-actor").all_inner_texts()
             assert any(
                 row.startswith("rogue-agent") and "actor_not_allowed" in row for row in actors

@@ -243,6 +243,17 @@ def test_a_run_block_runs_in_the_configured_project(
     assert token not in capsys.readouterr().out  # a README never shows printing a token
 
 
+def test_every_image_the_readme_shows_is_in_the_repository() -> None:
+    """The README's pictures (the delegation overview's screenshot) are committed PNGs."""
+    text = (ROOT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert "docs/delegation-overview.png" in images
+    for image in images:
+        path = ROOT / image
+        assert path.is_file(), image
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image
+
+
 def test_the_settings_table_lists_every_setting_and_check() -> None:
     """The README's settings table names every ``AUTH0_OBO`` key (and nothing else), and its
     list of system checks names every error id the checks can raise."""

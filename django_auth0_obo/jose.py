@@ -34,7 +34,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 
@@ -92,6 +92,15 @@ _ECDSA: dict[str, ec.ECDSA] = {
     "ES256": ec.ECDSA(hashes.SHA256()),
     "ES384": ec.ECDSA(hashes.SHA384()),
     "ES512": ec.ECDSA(hashes.SHA512()),
+}
+
+#: RS256/384/512 (RSASSA-PKCS1-v1_5) hashes, built once with the one padding object: the access
+#: token's algorithm on every fresh request, where PyJWT's verifier builds both on each call.
+_PKCS1 = padding.PKCS1v15()
+_RSA_PKCS1: dict[str, hashes.HashAlgorithm] = {
+    "RS256": hashes.SHA256(),
+    "RS384": hashes.SHA384(),
+    "RS512": hashes.SHA512(),
 }
 
 #: The base64url alphabet: ``bytes.translate`` deleting these leaves nothing for a valid segment
@@ -236,11 +245,17 @@ def verify(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
     verifier = _VERIFIERS.get(alg)
     if verifier is None:
         return False
-    ecdsa = _ECDSA.get(alg)
     try:
+        pkcs1 = _RSA_PKCS1.get(alg)
+        if pkcs1 is not None and isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signing_input, _PKCS1, pkcs1)
+            return True
+        ecdsa = _ECDSA.get(alg)
         if ecdsa is not None and isinstance(key, ec.EllipticCurvePublicKey):
             return _verify_ecdsa(key, ecdsa, signing_input, signature)
         return bool(verifier.verify(signing_input, key, signature))
+    except InvalidSignature:
+        return False
     except (ValueError, TypeError):  # a signature of the wrong shape
         return False
 

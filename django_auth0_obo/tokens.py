@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.views.decorators.debug import sensitive_variables
@@ -38,6 +39,11 @@ ACCEPTED_TYPES = AT_JWT_TYPES | {"jwt"}
 
 #: Longest token we look at, in characters.
 MAX_TOKEN_LENGTH = 32 * 1024
+#: Token headers remembered after their check (see :func:`_checked_header`), and the longest
+#: header segment remembered: the tenant's are well under 200 bytes, and a client sending
+#: large made-up headers neither fills the cache with them nor pushes the tenant's out often.
+HEADER_CACHE_SIZE = 32
+MAX_CACHED_HEADER_LENGTH = 512
 
 #: How many verified tokens the memo remembers per process.
 MEMO_SIZE = 2048
@@ -106,6 +112,7 @@ def _reload() -> None:
     global _policy
     _policy = None
     _memo.clear()
+    _checked_header.cache_clear()
 
 
 on_reload(_reload)
@@ -160,14 +167,17 @@ def verify(
         audience = _check_audience(remembered["aud"], audiences)
         return Verification(dict(remembered), audience, bound_jkt(remembered))
 
-    header, claims, signing_input, signature = _parse(raw)
-    alg = _check_header(header, policy)
+    header_b64, claims, signing_input, signature = _parse(raw)
+    if len(header_b64) > MAX_CACHED_HEADER_LENGTH:
+        alg, kid = _checked_header.__wrapped__(header_b64)
+    else:
+        alg, kid = _checked_header(header_b64)
     iss = claims.get("iss")
     if iss is None:
         raise InvalidToken("Missing required claim: iss.")
     if type(iss) is not str or iss not in issuers:
         raise InvalidToken("Invalid issuer.")
-    key = keys.get_verification_key(iss, header["kid"], alg, local_only=local_only)
+    key = keys.get_verification_key(iss, kid, alg, local_only=local_only)
     if not key.verify(alg, signing_input, signature):
         raise InvalidToken("Invalid signature.")
     audience = _check_claims(claims, policy, audiences, now)
@@ -196,12 +206,32 @@ def bound_jkt(claims: Mapping[str, Any]) -> str | None:
     return str(cnf["jkt"])
 
 
-def _parse(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split and decode a compact JWS once: header, payload, signing input and signature."""
+def _parse(raw: bytes) -> tuple[bytes, dict[str, Any], bytes, bytes]:
+    """Split a compact JWS and decode its payload and signature once: the header segment (still
+    base64url, for :func:`_checked_header`), payload, signing input and signature."""
     try:
-        return jose.parse_compact(raw)
+        header_b64, payload_b64, signature_b64 = jose.split_compact(raw)
+        claims = jose.decode_object(payload_b64)
+        signature = jose.b64url_decode(signature_b64)
     except jose.JOSEError:
         raise InvalidToken(MALFORMED) from None
+    return header_b64, claims, raw[: len(header_b64) + 1 + len(payload_b64)], signature
+
+
+@lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _checked_header(header_b64: bytes) -> tuple[str, str]:
+    """The header's ``alg`` and ``kid`` once it decodes and passes :func:`_check_header`.
+
+    A tenant signs every token with a handful of keys, so the header segment is the same bytes
+    on almost every request: remembered by those bytes (judged by the settings' policy, whose
+    reload clears it), a known header costs a dict lookup instead of base64, JSON and the
+    checks. Refusals raise and are never cached; the signature is verified every time.
+    """
+    try:
+        header = jose.decode_object(header_b64)
+    except jose.JOSEError:
+        raise InvalidToken(MALFORMED) from None
+    return _check_header(header, _policy or _load_policy()), header["kid"]
 
 
 def _check_header(header: Mapping[str, Any], policy: _Policy) -> str:

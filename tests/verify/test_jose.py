@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
@@ -233,3 +233,34 @@ def test_ecdsa_refuses_zero_and_overlong_r_and_s(alg: str) -> None:
     size = (public.curve.key_size + 7) // 8
     for signature in (bytes(2 * size), b"\xff" * (2 * size), b"\x00" + bytes(2 * size)):
         assert jose.verify(alg, public, b"input", signature) is False
+
+
+# RS256/384/512 are checked with one prebuilt padding and hash each: same verdicts as PyJWT's.
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    alg=st.sampled_from(["RS256", "RS384", "RS512"]),
+    signing_input=st.binary(max_size=64),
+    change=st.one_of(
+        st.none(),
+        st.integers(min_value=0, max_value=260),  # flip a bit at this byte (if in range)
+        st.binary(max_size=300),  # a signature of its own, any length
+    ),
+)
+def test_rsa_verdicts_match_pyjwt(
+    alg: str, signing_input: bytes, change: int | bytes | None
+) -> None:
+    signature = get_default_algorithms()[alg].sign(signing_input, RSA_KEY)
+    if isinstance(change, int) and change < len(signature):
+        flipped = bytearray(signature)
+        flipped[change] ^= 0x01
+        signature = bytes(flipped)
+    elif isinstance(change, bytes):
+        signature = change
+    public = RSA_KEY.public_key()
+    verdict = jose.verify(alg, public, signing_input, signature)
+    assert verdict is _pyjwt_verdict(alg, public, signing_input, signature)
+    assert verdict is (change is None or (isinstance(change, int) and change >= len(signature)))

@@ -151,6 +151,30 @@ def test_strict_mode_applies_to_tokens_already_in_the_memo(
         tokens.verify_access_token(token)
 
 
+def test_a_header_already_checked_is_judged_again_after_a_settings_change(
+    tenant: LocalTenant, settings: Any
+) -> None:
+    """Token headers are remembered by their bytes once checked; a settings reload forgets
+    them, so a new token with the same header meets the new rules."""
+    first, second = tenant.mint(sub="auth0|a"), tenant.mint(sub="auth0|b")
+    assert first.split(".")[0] == second.split(".")[0]  # the same header bytes
+    tokens.verify_access_token(first)
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "ALGORITHMS": ["ES256"]}
+    with pytest.raises(InvalidToken, match="Unsupported token algorithm"):
+        tokens.verify_access_token(second)
+
+
+@pytest.mark.parametrize("padding", [0, tokens.MAX_CACHED_HEADER_LENGTH])
+def test_large_headers_are_checked_like_small_ones(tenant: LocalTenant, padding: int) -> None:
+    """Headers too long to remember are verified all the same, and refused all the same."""
+    extra = {"x": "p" * padding}
+    assert tokens.verify_access_token(tenant.mint(headers=extra))["sub"]
+    with pytest.raises(InvalidToken, match="critical"):
+        tokens.verify_access_token(tenant.mint(headers={**extra, "crit": ["exp"]}))
+    with pytest.raises(InvalidToken, match="key id"):
+        tokens.verify_access_token(tenant.mint(headers={**extra, "kid": ""}))
+
+
 def test_a_token_older_than_max_token_age_is_refused(tenant: LocalTenant, settings: Any) -> None:
     settings.AUTH0_OBO = {**settings.AUTH0_OBO, "MAX_TOKEN_AGE": 600, "LEEWAY": 30}
     now = int(time.time())

@@ -75,7 +75,8 @@ class Auth0Authentication(BaseAuthentication):
             logger.warning("Cannot verify tokens: %s", error.description)
             raise ServiceUnavailable() from error
         instrument.request_authenticated(request, verified)
-        signals.token_verified.send(sender=type(self), request=request, token=verified)
+        if signals.token_verified.receivers:  # none by default: skip building the call
+            signals.token_verified.send(sender=type(self), request=request, token=verified)
         return user, verified
 
     def get_credentials(self, request: Request) -> tuple[str, str] | None:
@@ -86,7 +87,7 @@ class Auth0Authentication(BaseAuthentication):
 
     def verify_credentials(self, request: Request, scheme: str, raw_token: str) -> VerifiedToken:
         """Return the verified token; for DPoP the proof is checked against ``cnf.jkt``."""
-        return verification.verify_credentials(
+        return verification.verify_credentials_unwrapped(
             scheme,
             raw_token,
             proof=self.get_dpop_proof(request),

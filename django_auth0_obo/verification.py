@@ -92,8 +92,7 @@ def request_url(request: HttpRequest) -> str:
     return f"{request.scheme}://{request.get_host()}{escape_uri_path(request.path)}"
 
 
-@sensitive_variables()
-def verify_credentials(
+def verify_credentials_unwrapped(
     scheme: str,
     raw_token: str,
     *,
@@ -119,7 +118,7 @@ def verify_credentials(
     elif proof is None:
         raise InvalidRequest("The DPoP scheme needs a DPoP proof header.")
 
-    matched = tokens.verify(raw_token, audiences=audiences, local_only=local_only)
+    matched = tokens.verify_unwrapped(raw_token, audiences=audiences, local_only=local_only)
     bound_jkt = matched.bound_jkt
     if scheme == "Bearer":
         if bound_jkt is not None:
@@ -137,6 +136,11 @@ def verify_credentials(
         nonce=dpop_nonce.nonce_check(),
     )
     return VerifiedToken.from_verification(raw_token, matched, "DPoP", jkt=jkt)
+
+
+#: :func:`verify_credentials_unwrapped` as a ``sensitive_variables`` frame: the entry point for
+#: callers outside the pipeline's own decorated entry points (``Auth0Authentication``, ``verify``).
+verify_credentials = sensitive_variables()(verify_credentials_unwrapped)
 
 
 def challenge_for(
@@ -231,7 +235,7 @@ def _verify(
         if credentials is None:
             raise MissingCredentials()
         scheme, raw_token = credentials
-        return verify_credentials(
+        return verify_credentials_unwrapped(
             scheme,
             raw_token,
             proof=parse_dpop_header(dpop),

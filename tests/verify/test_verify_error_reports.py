@@ -96,3 +96,29 @@ def test_a_bug_inside_protect_shows_no_token(token: str) -> None:
     with pytest.raises(Bug) as raised:
         asyncio.run(go())
     assert_hidden(raised.tb, token, "protected")
+
+
+def test_a_bug_inside_tokens_verify_called_directly_shows_no_token(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public ``tokens.verify`` is a frame of its own (the pipeline calls its unwrapped
+    implementation from inside its own sensitive frames)."""
+    from django_auth0_obo import tokens
+
+    tokens.clear_memo()
+
+    def explode(claims: Any) -> None:
+        raise Bug("bug")
+
+    monkeypatch.setattr(tokens, "bound_jkt", explode)
+    with pytest.raises(Bug) as raised:
+        tokens.verify(token)
+    assert_hidden(raised.tb, token, "sensitive_variables_wrapper")
+
+
+def test_a_bug_inside_verify_credentials_called_directly_shows_no_token(token: str) -> None:
+    from django_auth0_obo import verification
+
+    with pytest.raises(Bug) as raised:
+        verification.verify_credentials("Bearer", token, proof=None, method="GET", url=RESOURCE)
+    assert_hidden(raised.tb, token, "sensitive_variables_wrapper")

@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from django.core.signals import request_finished
@@ -54,6 +55,8 @@ class AuditBuffer:
         self._rows: list[dict[str, Any]] = []
         self._in_flight: list[dict[str, Any]] = []  # taken by the flush under way
         self._hits: dict[str, dict[str, Any]] = {}
+        #: The same aggregated rows by their callers' identity (see :meth:`count_hit`).
+        self._by_identity: dict[Hashable, dict[str, Any]] = {}
         self._dropped = 0
         self._last_flush = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -63,8 +66,12 @@ class AuditBuffer:
 
     # -- adding --------------------------------------------------------------------------------
 
-    def add(self, fields: dict[str, Any]) -> None:
-        """Queue one row (``created_at`` is stamped now unless given); never raises."""
+    def add(self, fields: dict[str, Any], *, identity: Hashable = None) -> None:
+        """Queue one row (``created_at`` is stamped now unless given); never raises.
+
+        ``identity`` (exchange cache hits only): a key that determines ``fields`` entirely, under
+        which :meth:`count_hit` finds the row this one is counted on.
+        """
         now = timezone.now()
         row = {"created_at": now, **fields}
         row.setdefault("count", 1)
@@ -74,6 +81,8 @@ class AuditBuffer:
             if same is not None:
                 same["count"] += row["count"]
                 same["last_seen_at"] = now
+                if identity is not None:
+                    self._by_identity[identity] = same
                 return
             if len(self._rows) >= int(obo_settings.AUDIT_MAX_BUFFERED):
                 self._dropped += 1
@@ -81,6 +90,8 @@ class AuditBuffer:
                 self._rows.append(row)
                 if aggregate is not None:
                     self._hits[aggregate] = row
+                    if identity is not None:
+                        self._by_identity[identity] = row
             pending = len(self._rows)
         if obo_settings.AUDIT_SYNC:
             self.flush()
@@ -90,6 +101,19 @@ class AuditBuffer:
         self._ensure_writer()
         if pending >= int(obo_settings.AUDIT_BATCH_SIZE) or self._dropped:
             self._wake.set()
+
+    def count_hit(self, identity: Hashable) -> bool:
+        """Count one more exchange cache hit on the unwritten row added under ``identity``;
+        False when there is none (written since, or never added): the caller then builds the
+        row's fields and :meth:`add`\\ s them. Repeated hits skip building and escaping the
+        same fields again, most of what auditing a hit cost."""
+        with self._lock:
+            row = self._by_identity.get(identity)
+            if row is None:
+                return False
+            row["count"] += 1
+            row["last_seen_at"] = timezone.now()
+            return True
 
     def __len__(self) -> int:
         """Rows not written yet, those a flush is writing right now included."""
@@ -106,6 +130,7 @@ class AuditBuffer:
         with self._lock:
             events = sum(int(row["count"]) for row in self._rows)
             self._rows, self._hits, self._dropped = [], {}, 0
+            self._by_identity = {}
         return events
 
     # -- writing -------------------------------------------------------------------------------
@@ -118,6 +143,7 @@ class AuditBuffer:
         with self._writing:
             with self._lock:
                 rows, self._rows, self._hits = self._rows, [], {}
+                self._by_identity = {}
                 self._in_flight = rows
                 dropped, self._dropped = self._dropped, 0
                 self._last_flush = time.monotonic()
@@ -201,12 +227,8 @@ def _hit_key(row: dict[str, Any]) -> str | None:
     if row.get("kind") != "exchange" or row.get("cache_hit") is not True:
         return None
     identity = [(name, value) for name, value in row.items() if name not in _NOT_IDENTITY]
-    identity.sort(key=_first)
+    identity.sort()  # names are unique: tuples compare by name alone
     return repr(identity)
-
-
-def _first(item: tuple[str, Any]) -> str:
-    return item[0]
 
 
 def _alias() -> str:
@@ -251,9 +273,15 @@ def _close_broken_connection() -> None:
 buffer = AuditBuffer()
 
 
-def add(fields: dict[str, Any]) -> None:
+def add(fields: dict[str, Any], *, identity: Hashable = None) -> None:
     """Queue one audit row for writing (see the module docstring)."""
-    buffer.add(fields)
+    buffer.add(fields, identity=identity)
+
+
+def count_hit(identity: Hashable) -> bool:
+    """Count one more exchange cache hit on its buffered row, if there is one (see
+    :meth:`AuditBuffer.count_hit`)."""
+    return buffer.count_hit(identity)
 
 
 def flush() -> int:

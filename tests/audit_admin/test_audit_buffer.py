@@ -101,6 +101,71 @@ def test_only_identical_hits_are_merged(buffered):
     ]
 
 
+IDENTITY = {
+    "outcome": "allowed",
+    "grant": "on_behalf_of",
+    "subject": "auth0|a",
+    "audience": DOWNSTREAM,
+    "requested_scope": "calendar:read",
+    "granted_scope": "calendar:read",
+    "cache_hit": True,
+    "subject_audience": MCP_API,
+    "claims": {"sub": "auth0|a", "azp": "app", "scope": "mcp:read", "jti": "j1"},
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject": "auth0|b"},
+        {"audience": "https://other.example.com"},
+        {"requested_scope": "calendar:write"},
+        {"granted_scope": "calendar:read calendar:write"},
+        {"subject_audience": "https://api.example.com"},
+        {"claims": None},
+        {"claims": {**IDENTITY["claims"], "jti": "j2"}},
+        {"claims": {**IDENTITY["claims"], "org_id": "org_1"}},
+        {"claims": {**IDENTITY["claims"], "act": {"sub": "agent"}}},
+        {"claims": {**IDENTITY["claims"], "cnf": {"jkt": "k"}}},
+    ],
+    ids=lambda change: (
+        "-".join(change) + ("-" + str(change["claims"]) if "claims" in change else "")
+    ),
+)
+def test_hits_counted_by_identity_are_merged_only_when_every_field_is_the_same(
+    buffered, settings, change
+):
+    """Repeated hits skip building their fields (counted under the caller's identity); a hit
+    that differs in anything the row records gets its own row."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "AUDIT": "delegated", "CLIENT_ID": "mcp"}
+    for _ in range(3):
+        audit.record_exchange(**IDENTITY)
+    audit.record_exchange(**{**IDENTITY, **change})
+    assert audit.flush() == 2
+    assert sorted(DelegationEvent.objects.values_list("count", flat=True)) == [1, 3]
+
+
+def test_a_hit_after_its_row_was_written_starts_a_new_row(buffered, settings):
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "AUDIT": "delegated"}
+    audit.record_exchange(**IDENTITY)
+    audit.record_exchange(**IDENTITY)
+    assert audit.flush() == 1
+    audit.record_exchange(**IDENTITY)  # the row it would count on is written
+    assert audit.flush() == 1
+    assert sorted(DelegationEvent.objects.values_list("count", flat=True)) == [1, 2]
+
+
+def test_hits_with_claims_of_odd_json_types_are_still_counted(buffered, settings):
+    """Claims read from a raw token may hold lists where strings belong: no identity, the
+    fields decide, nothing raises."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "AUDIT": "delegated"}
+    odd = {**IDENTITY, "claims": {"sub": "auth0|a", "scope": ["mcp:read"], "jti": {"x": 1}}}
+    for _ in range(4):
+        audit.record_exchange(**odd)
+    assert audit.flush() == 1
+    assert DelegationEvent.objects.get().count == 4
+
+
 def test_the_csv_export_and_the_changelist_show_counts(buffered, admin_client):
     import csv
     import io

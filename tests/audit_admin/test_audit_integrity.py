@@ -21,6 +21,8 @@ from django.test import Client
 from django.urls import include, path
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -259,3 +261,37 @@ def test_an_error_report_from_inside_authentication_hides_the_raw_token(
 
 def boom(claims: Any) -> Any:
     raise RuntimeError("resolver failed")
+
+
+TEXTS = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=12) | (
+    st.sampled_from(["", "a\\b", "\x00", "\ud800", "plain ascii", "é\\"])
+)
+
+
+@given(
+    st.recursive(
+        TEXTS,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
+        max_leaves=8,
+    )
+)
+def test_storable_escapes_exactly_nul_lone_surrogates_and_backslash(value: Any) -> None:
+    """The fast path for plain ASCII text gives what the escaping rule gives everywhere."""
+
+    def escaped(c: str) -> str:
+        if c == "\\":
+            return "\\\\"
+        if c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF:
+            return f"\\u{ord(c):04x}"
+        return c
+
+    def rule(item: Any) -> Any:
+        if isinstance(item, str):
+            return "".join(escaped(c) for c in item)
+        if isinstance(item, list):
+            return [rule(i) for i in item]
+        if isinstance(item, dict):
+            return {rule(k): rule(v) for k, v in item.items()}
+        return item
+
+    assert audit.storable(value) == rule(value)

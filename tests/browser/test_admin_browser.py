@@ -16,10 +16,9 @@ from django_auth0_obo.models import DelegationEvent
 from tests.browser.chromium import (
     ADMIN_PASSWORD,
     CHANGELIST,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     OVERVIEW,
     SCREENSHOTS,
+    chromium_page,
     log_in,
 )
 from tests.browser.overview_numbers import expected_from_rows, shown
@@ -88,52 +87,45 @@ def test_an_admin_reads_the_delegation_trail_in_chromium(live_server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
 
-    from playwright.sync_api import sync_playwright
+    with chromium_page(width=1600) as page:
+        log_in(page, live_server.url, CHANGELIST)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 900})
-            log_in(page, live_server.url, CHANGELIST)
+        rows = page.locator("#result_list tbody tr")
+        assert rows.count() == 4
+        headers = page.locator("#result_list thead th").all_inner_texts()
+        joined = " | ".join(h.strip().lower() for h in headers)
+        for column in ("created at", "subject", "chain", "audience", "outcome"):
+            assert column in joined
+        body = page.locator("#result_list").inner_text()
+        assert "auth0|carol → mcp-server-client → agent" in body
+        assert "auth0|bob → rogue-agent" in body
+        assert "https://mcp.example.com → https://calendar-api.example.com" in body
+        saved.append(SCREENSHOTS / "delegation-events-list.png")
+        page.screenshot(path=str(saved[-1]), full_page=True)
 
-            rows = page.locator("#result_list tbody tr")
-            assert rows.count() == 4
-            headers = page.locator("#result_list thead th").all_inner_texts()
-            joined = " | ".join(h.strip().lower() for h in headers)
-            for column in ("created at", "subject", "chain", "audience", "outcome"):
-                assert column in joined
-            body = page.locator("#result_list").inner_text()
-            assert "auth0|carol → mcp-server-client → agent" in body
-            assert "auth0|bob → rogue-agent" in body
-            assert "https://mcp.example.com → https://calendar-api.example.com" in body
-            saved.append(SCREENSHOTS / "delegation-events-list.png")
-            page.screenshot(path=str(saved[-1]), full_page=True)
+        page.locator("#changelist-filter a", has_text="denied").first.click()
+        page.wait_for_url("**outcome__exact=denied**")
+        denied_rows = page.locator("#result_list tbody tr")
+        assert denied_rows.count() == 2
+        denied_text = page.locator("#result_list").inner_text()
+        assert "auth0|alice" not in denied_text
+        assert "denied (actor_not_allowed)" in denied_text
+        saved.append(SCREENSHOTS / "delegation-events-denied.png")
+        page.screenshot(path=str(saved[-1]), full_page=True)
 
-            page.locator("#changelist-filter a", has_text="denied").first.click()
-            page.wait_for_url("**outcome__exact=denied**")
-            denied_rows = page.locator("#result_list tbody tr")
-            assert denied_rows.count() == 2
-            denied_text = page.locator("#result_list").inner_text()
-            assert "auth0|alice" not in denied_text
-            assert "denied (actor_not_allowed)" in denied_text
-            saved.append(SCREENSHOTS / "delegation-events-denied.png")
-            page.screenshot(path=str(saved[-1]), full_page=True)
-
-            page.goto(f"{live_server.url}{CHANGELIST}{nested.pk}/change/")
-            chain = page.locator("ol.auth0-obo-chain li").all_inner_texts()
-            assert chain == [
-                "auth0|carol (user)",
-                "mcp-server-client (actor 1)",
-                "agent (current actor)",
-            ]
-            detail = page.locator("#content").inner_text()
-            assert "/api/calendar/events" in detail
-            assert "delegation_too_deep" in detail
-            assert "jti-nested" in detail
-            saved.append(SCREENSHOTS / "delegation-event-detail.png")
-            page.screenshot(path=str(saved[-1]), full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{live_server.url}{CHANGELIST}{nested.pk}/change/")
+        chain = page.locator("ol.auth0-obo-chain li").all_inner_texts()
+        assert chain == [
+            "auth0|carol (user)",
+            "mcp-server-client (actor 1)",
+            "agent (current actor)",
+        ]
+        detail = page.locator("#content").inner_text()
+        assert "/api/calendar/events" in detail
+        assert "delegation_too_deep" in detail
+        assert "jti-nested" in detail
+        saved.append(SCREENSHOTS / "delegation-event-detail.png")
+        page.screenshot(path=str(saved[-1]), full_page=True)
 
     for path in saved:
         assert path.stat().st_size > 1000
@@ -224,22 +216,15 @@ def test_the_delegation_overview_draws_the_demos_own_rows_in_chromium(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "delegation-overview.png"
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            log_in(page, live_server.url, CHANGELIST)
-            page.click("a.auth0-obo-overview-link")
-            page.wait_for_url(f"**{OVERVIEW}**")
-            drawn = shown(page)
-            rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
-            rogue_state = rogue.get_attribute("data-state")
-            box = page.locator("svg.auth0-obo-graph").bounding_box()
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        log_in(page, live_server.url, CHANGELIST)
+        page.click("a.auth0-obo-overview-link")
+        page.wait_for_url(f"**{OVERVIEW}**")
+        drawn = shown(page)
+        rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
+        rogue_state = rogue.get_attribute("data-state")
+        box = page.locator("svg.auth0-obo-graph").bounding_box()
+        page.screenshot(path=str(shot), full_page=True)
 
     assert drawn.edges == expected.edges
     assert drawn.actors == expected.actors
@@ -266,45 +251,36 @@ def test_the_delegation_overview_draws_who_acts_for_whom_in_chromium(live_server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "delegation-overview-week.png"
 
-    from playwright.sync_api import sync_playwright
+    with chromium_page() as page:
+        log_in(page, live_server.url, CHANGELIST)
+        page.click("a.auth0-obo-overview-link")
+        page.wait_for_url(f"**{OVERVIEW}**")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            log_in(page, live_server.url, CHANGELIST)
-            page.click("a.auth0-obo-overview-link")
-            page.wait_for_url(f"**{OVERVIEW}**")
+        drawn = shown(page)
+        assert drawn.edges == expected.edges
+        assert drawn.actors == expected.actors
+        assert drawn.paths == expected.paths
+        assert drawn.days == expected.days
+        assert drawn.cache_days == expected.cache_days
+        assert drawn.totals == expected.totals
+        assert sum(1 for a, _ in drawn.days.values() if a) == 7
+        rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
+        assert rogue.get_attribute("data-state") == "denied"
+        assert "✗ 3" in rogue.text_content()
+        path = page.locator("svg.auth0-obo-paths g.path")
+        assert path.count() == 1
+        assert path.get_attribute("data-chain") == "mcp-server-client → agent"
+        assert "✓ 4" in path.text_content()
+        actors = page.locator("tr.auth0-obo-actor").all_inner_texts()
+        assert any(row.startswith("rogue-agent") and "actor_not_allowed" in row for row in actors)
+        page.screenshot(path=str(shot), full_page=True)
 
-            drawn = shown(page)
-            assert drawn.edges == expected.edges
-            assert drawn.actors == expected.actors
-            assert drawn.paths == expected.paths
-            assert drawn.days == expected.days
-            assert drawn.cache_days == expected.cache_days
-            assert drawn.totals == expected.totals
-            assert sum(1 for a, _ in drawn.days.values() if a) == 7
-            rogue = page.locator('svg.auth0-obo-graph g.edge[data-actor="rogue-agent"]')
-            assert rogue.get_attribute("data-state") == "denied"
-            assert "✗ 3" in rogue.text_content()
-            path = page.locator("svg.auth0-obo-paths g.path")
-            assert path.count() == 1
-            assert path.get_attribute("data-chain") == "mcp-server-client → agent"
-            assert "✓ 4" in path.text_content()
-            actors = page.locator("tr.auth0-obo-actor").all_inner_texts()
-            assert any(
-                row.startswith("rogue-agent") and "actor_not_allowed" in row for row in actors
-            )
-            page.screenshot(path=str(shot), full_page=True)
-
-            page.locator("#changelist-filter a", has_text="denied").first.click()
-            page.wait_for_url("**outcome__exact=denied**")
-            denied = page.locator("svg.auth0-obo-graph g.edge").evaluate_all(
-                "els => els.map(e => e.dataset.actor)"
-            )
-            assert denied == ["rogue-agent"]
-        finally:
-            browser.close()
+        page.locator("#changelist-filter a", has_text="denied").first.click()
+        page.wait_for_url("**outcome__exact=denied**")
+        denied = page.locator("svg.auth0-obo-graph g.edge").evaluate_all(
+            "els => els.map(e => e.dataset.actor)"
+        )
+        assert denied == ["rogue-agent"]
 
     assert shot.stat().st_size > 1000
     print(f"screenshot: {shot}")

@@ -20,10 +20,9 @@ from django_auth0_obo.admin.overview import MAX_ACTORS, MAX_EDGES, MAX_PATHS
 from django_auth0_obo.models import DelegationEvent
 from tests.browser.chromium import (
     ADMIN_PASSWORD,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     OVERVIEW,
     SCREENSHOTS,
+    chromium_page,
     log_in,
 )
 from tests.browser.overview_numbers import assert_busiest_shown, expected_from_database, shown
@@ -49,23 +48,14 @@ def test_the_overview_of_a_million_rows_shows_the_databases_numbers_in_chromium(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "delegation-overview-1m.png"
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
-            started = time.perf_counter()
-            log_in(page, live_server.url, OVERVIEW)
-            print(f"logged in and rendered in {time.perf_counter() - started:.1f} s")
-            drawn = shown(page)
-            notes = page.locator(".auth0-obo-note").all_inner_texts()
-            box = page.locator("svg.auth0-obo-graph").bounding_box()
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(timeout_ms=PAGE_TIMEOUT_MS) as page:
+        started = time.perf_counter()
+        log_in(page, live_server.url, OVERVIEW)
+        print(f"logged in and rendered in {time.perf_counter() - started:.1f} s")
+        drawn = shown(page)
+        notes = page.locator(".auth0-obo-note").all_inner_texts()
+        box = page.locator("svg.auth0-obo-graph").bounding_box()
+        page.screenshot(path=str(shot), full_page=True)
 
     # Nearly every row is in the period (the oldest day's hours before midnight are not).
     assert drawn.totals["allowed"] + drawn.totals["denied"] > ROWS * 0.9

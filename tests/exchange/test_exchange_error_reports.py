@@ -226,6 +226,13 @@ def api(auth0_tenant: LocalTenant) -> Iterator[LocalResourceServer]:
         yield server
 
 
+def call_downstream(api: LocalResourceServer, subject: str) -> None:
+    """The user's call to the downstream API, on their behalf (``requests`` + ``OnBehalfOf``)."""
+    requests.get(
+        api.url("/events"), auth=OnBehalfOf(subject, DOWNSTREAM), verify=api.ca_bundle, timeout=10
+    )
+
+
 def test_a_bug_inside_an_on_behalf_of_call_shows_no_secret_in_the_error_report(
     tenant: LocalTenant, client_auth: str, secrets: Secrets, bug: None, api: LocalResourceServer
 ) -> None:
@@ -234,12 +241,7 @@ def test_a_bug_inside_an_on_behalf_of_call_shows_no_secret_in_the_error_report(
     subject = user_token(tenant)
 
     with pytest.raises(Bug) as raised:
-        requests.get(
-            api.url("/events"),
-            auth=OnBehalfOf(subject, DOWNSTREAM),
-            verify=api.ca_bundle,
-            timeout=10,
-        )
+        call_downstream(api, subject)
 
     values = hidden_values(tenant, subject, secrets, client_auth)
     assert_hidden(raised.tb, values, app_frames=7)
@@ -264,12 +266,7 @@ def test_a_bug_while_signing_the_downstream_proof_shows_no_token_in_the_error_re
 
     monkeypatch.setattr(dpop, "access_token_hash", access_token_hash)
     with pytest.raises(Bug) as raised:
-        requests.get(
-            api.url("/events"),
-            auth=OnBehalfOf(subject, DOWNSTREAM),
-            verify=api.ca_bundle,
-            timeout=10,
-        )
+        call_downstream(api, subject)
 
     values = {"issued token": secrets.values["issued token"]}
     # OnBehalfOf.__call__, DownstreamCall.headers, dpop.make_proof

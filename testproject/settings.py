@@ -95,6 +95,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "django_auth0_obo.api_exceptions.exception_handler",
 }
 
+# Error reports (the admins' mail) hide the DPoP proof header too, not only Authorization.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "django_auth0_obo.debug.SafeExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -408,3 +408,27 @@ def test_the_authentication_module_imports_in_any_order_without_a_cycle(first_im
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "Auth0Authentication"
+
+
+def test_the_apps_report_filter_hides_the_dpop_header_too(
+    tenant: LocalTenant, settings: Any
+) -> None:
+    """Django's filter shows the ``DPoP`` header's proof in an error report's request section;
+    ``django_auth0_obo.debug.SafeExceptionReporterFilter`` hides it (and still Authorization)."""
+    from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
+
+    from django_auth0_obo.debug import SafeExceptionReporterFilter
+
+    settings.DEBUG = False
+    key = DPoPKey.generate("ES256")
+    token = tenant.mint(cnf_jkt=key.jkt)
+    proof = key.proof("GET", "http://testserver/claims", token)
+    request = drf_request(HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof)._request
+
+    django_meta = DjangoFilter().get_safe_request_meta(request)
+    ours = SafeExceptionReporterFilter().get_safe_request_meta(request)
+
+    assert django_meta["HTTP_DPOP"] == proof  # why the filter exists
+    assert proof not in repr(ours)
+    assert token not in repr(ours)
+    assert ours["HTTP_DPOP"] == ours["HTTP_AUTHORIZATION"] == "********************"

@@ -247,17 +247,42 @@ def verify(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
         return False
     try:
         pkcs1 = _RSA_PKCS1.get(alg)
-        if pkcs1 is not None and isinstance(key, rsa.RSAPublicKey):
+        if pkcs1 is not None:
+            if _key_kind(key) != "RSA":
+                return False
             key.verify(signature, signing_input, _PKCS1, pkcs1)
             return True
         ecdsa = _ECDSA.get(alg)
-        if ecdsa is not None and isinstance(key, ec.EllipticCurvePublicKey):
-            return _verify_ecdsa(key, ecdsa, signing_input, signature)
-        return bool(verifier.verify(signing_input, key, signature))
+        if ecdsa is not None:
+            return _key_kind(key) == "EC" and _verify_ecdsa(key, ecdsa, signing_input, signature)
+        return bool(verifier.verify(signing_input, key, signature))  # PS*, EdDSA
     except InvalidSignature:
         return False
-    except (ValueError, TypeError):  # a signature of the wrong shape
+    except (ValueError, TypeError, AttributeError):  # a signature or key of the wrong shape
         return False
+
+
+#: Key kind per concrete key class, for :func:`verify`'s fast paths. cryptography's key types
+#: are ABCs its Rust classes register with, so ``isinstance`` runs the ABC machinery on every
+#: signature; the class of a key never changes kind, so it is asked once per class.
+_KEY_KINDS: dict[type, str | None] = {}
+
+
+def _key_kind(key: Any) -> str | None:
+    """The kind of a cryptography public key: "RSA", "EC", or None for any other."""
+    cls = type(key)
+    try:
+        return _KEY_KINDS[cls]
+    except KeyError:
+        kind = (
+            "RSA"
+            if isinstance(key, rsa.RSAPublicKey)
+            else "EC"
+            if isinstance(key, ec.EllipticCurvePublicKey)
+            else None
+        )
+        _KEY_KINDS[cls] = kind
+        return kind
 
 
 def _verify_ecdsa(

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
@@ -188,6 +188,34 @@ def test_a_signature_of_the_wrong_shape_is_simply_invalid() -> None:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     assert jose.verify("ES256", key, b"input", b"short") is False
     assert jose.verify("HS256", key, b"input", base64.b64encode(b"x")) is False
+
+
+_RSA_2048 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+_P256 = ec.generate_private_key(ec.SECP256R1())
+_ED25519 = ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.mark.parametrize(
+    ("alg", "private", "own_alg"),
+    [
+        ("ES256", _RSA_2048, "RS256"),
+        ("RS256", _P256, "ES256"),
+        ("RS256", _ED25519, "EdDSA"),
+        ("ES256", _ED25519, "EdDSA"),
+    ],
+)
+def test_a_key_of_another_kind_than_the_algorithm_is_refused_not_crashed(
+    alg: str, private: Any, own_alg: str
+) -> None:
+    """The fast paths pick the key's kind by its class (remembered per class); a key of the
+    other kind, or of a kind without a fast path, still gets a plain refusal, and its own
+    algorithm still accepts its signatures."""
+    public = private.public_key()
+    for _ in range(2):  # the second call answers from the remembered kind
+        assert jose.verify(alg, public, b"input", b"x" * 64) is False
+    signature = get_default_algorithms()[own_alg].sign(b"input", private)
+    assert jose.verify(own_alg, public, b"input", signature) is True
+    assert jose.verify(own_alg, public, b"other input", signature) is False
 
 
 # ECDSA is checked without PyJWT's per-call conversion: same verdicts as PyJWT's verifier.

@@ -51,10 +51,19 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    #: Jiffies the server's core spent busy, and in all, while this scenario ran.
+    busy: int = 0
+    jiffies: int = 0
 
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_busy(self) -> float:
+        """The share of the server core's time spent working: near 1.0 the scenario is bound by
+        the server's CPU; well below, by waiting (Redis, the database, the load generator)."""
+        return self.busy / self.jiffies if self.jiffies else 0.0
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -75,6 +84,26 @@ def server_env(tenant: Any) -> dict[str, str]:
         "AUTH0_TLS_CA_BUNDLE": tenant.ca_bundle,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+
+
+def server_cpu() -> int | None:
+    """The core gunicorn is pinned to (None: not pinned, the whole machine is counted)."""
+    return 0 if (os.cpu_count() or 1) > 1 else None
+
+
+def cpu_jiffies(cpu: int | None) -> tuple[int, int]:
+    """(busy, total) jiffies of ``cpu`` (or of all CPUs) since boot, from ``/proc/stat``."""
+    label = "cpu" if cpu is None else f"cpu{cpu}"
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            fields = line.split()
+            if fields[0] == label:
+                values = [int(v) for v in fields[1:9]]  # user .. steal
+                idle = values[3] + values[4]  # idle + iowait
+                return sum(values) - idle, sum(values)
+    except OSError:
+        pass
+    return 0, 0
 
 
 def free_port() -> int:
@@ -132,8 +161,9 @@ class Server:
             "--log-level",
             "warning",
         ]
-        if (os.cpu_count() or 1) > 1:
-            command = ["taskset", "-c", "0", *command]
+        cpu = server_cpu()
+        if cpu is not None:
+            command = ["taskset", "-c", str(cpu), *command]
         self.process = subprocess.Popen(command, env=env, cwd=ROOT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -204,12 +234,15 @@ def drive(
             result.errors += errors
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
+    busy_before, total_before = cpu_jiffies(server_cpu())
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     result.seconds = time.monotonic() - began
+    busy_after, total_after = cpu_jiffies(server_cpu())
+    result.busy, result.jiffies = busy_after - busy_before, total_after - total_before
     return result
 
 
@@ -282,6 +315,8 @@ def main() -> None:
                     result.seconds += part.seconds
                     result.latencies += part.latencies
                     result.errors += part.errors
+                    result.busy += part.busy
+                    result.jiffies += part.jiffies
                     if path == "/bench/obo":
                         obo_requests += len(part.latencies) + part.errors
             rss.append(("end", server.worker_rss_mb()))
@@ -310,14 +345,14 @@ def report(
         f"\ngunicorn gthread {args.workers}x{args.threads}, {args.connections} keep-alive "
         f"connections, {args.seconds:.0f} s per scenario, PostgreSQL + Redis, default AUTH0_OBO\n"
     )
-    columns = ("req/s", "p50 ms", "p99 ms", "errors", "x ceil")
+    columns = ("req/s", "p50 ms", "p99 ms", "errors", "x ceil", "srv cpu")
     header = f"{'scenario':<26} " + " ".join(f"{c:>8}" for c in columns)
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.name:<26} {r.rate:>8.0f} {r.percentile(0.5):>8.2f} {r.percentile(0.99):>8.2f} "
-            f"{r.errors:>8} {r.rate / ceiling:>8.2f}"
+            f"{r.errors:>8} {r.rate / ceiling:>8.2f} {r.server_busy:>8.0%}"
         )
     by = {r.name: r.rate for r in results}
     obo = by["OBO hit (defaults)"] / (by["Bearer, same token"] or 1)

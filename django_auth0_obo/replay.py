@@ -38,6 +38,10 @@ KEY_PREFIX = "auth0_obo:dpop:jti:"
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+#: The Redis backend per alias, once seen: its ``make_key`` and client serve every thread, and
+#: ``caches[alias]`` (a per-thread lookup through asgiref's ``Local``) is skipped. Other
+#: backends are looked up per call: their clients need not be thread-safe.
+_redis_backends: dict[str, RedisCache] = {}
 
 
 class _Held(threading.local):
@@ -86,10 +90,15 @@ def claim_proof(jkt: str, htu: str, jti: str) -> ProofClaim:
     """
     claim = ProofClaim(obo_settings.CACHE_ALIAS)
     try:
-        cache = caches[claim.alias]
         key = replay_key(jkt, htu, jti)
         timeout = obo_settings.DPOP_IAT_OFFSET + obo_settings.DPOP_IAT_LEEWAY
+        redis = _redis_backends.get(claim.alias)
+        if redis is not None:
+            claim._send(redis, key, timeout)
+            return claim
+        cache = caches[claim.alias]
         if isinstance(cache, RedisCache):
+            _redis_backends[claim.alias] = cache
             claim._send(cache, key, timeout)
         else:
             claim._add = (cache, key, timeout)
@@ -259,6 +268,7 @@ def forget_clients() -> None:
     global _generation
     with _clients_lock:
         _clients.clear()
+        _redis_backends.clear()
         _generation += 1
 
 

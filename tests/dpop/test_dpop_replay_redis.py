@@ -106,6 +106,27 @@ def test_other_backends_still_use_cache_add(settings):
     assert replay.kept_client(ALIAS) is None
 
 
+def test_the_alias_turned_into_another_backend_is_followed(settings):
+    """The Redis backend is remembered per alias; a CACHES change must drop it, or proofs
+    would still be recorded on the Redis the settings no longer name."""
+    settings.AUTH0_OBO = {**(settings.AUTH0_OBO or {}), "CACHE_ALIAS": ALIAS}
+    jti = uuid.uuid4().hex
+    with override_settings(CACHES=redis_caches(REDIS_URL, f"before-{uuid.uuid4().hex}")):
+        assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is True
+        assert replay.kept_client(ALIAS) is not None
+    local = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        ALIAS: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": jti},
+    }
+    with override_settings(CACHES=local):
+        assert replay.kept_client(ALIAS) is None
+        assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is True  # new store
+        key = replay.replay_key("jkt", "https://api.example.com/x", jti)
+        assert caches[ALIAS].get(key) == 1
+        assert replay.remember_proof("jkt", "https://api.example.com/x", jti) is False
+    replay.forget_clients()
+
+
 def _held_connection():
     return replay.held_connection(ALIAS)
 

@@ -11,17 +11,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests import services
 from tests.exchange.test_exchange_processes import postgres_database  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("perf_process_worker.py")
-_CACHE_URL = os.environ.get("CACHE_URL", "")
 #: Redis for these tests: CACHE_URL when it names Redis, else database 4 on the local server.
-REDIS_URL = _CACHE_URL if _CACHE_URL.startswith("redis://") else "redis://127.0.0.1:6379/4"
+REDIS_URL = services.redis_url()
 
 
 def redis_caches() -> dict[str, Any]:
-    """A ``CACHES`` whose default is the shared Redis, under a prefix no other test uses."""
+    """A ``CACHES`` whose default is the shared Redis, under a prefix no other test uses (the
+    calling test is skipped where no Redis answers; see ``services.require_server``)."""
+    services.require_server("redis")
     return {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -14,6 +14,7 @@ from ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -121,6 +122,50 @@ def _probe_tcp(host: str | None, port: int | None) -> str | None:
     except OSError as error:
         return str(error)
     return None
+
+
+# -- tests of PostgreSQL or Redis themselves ------------------------------------------------------
+
+#: Where the tests that need the servers themselves (a real PostgreSQL outage, Redis's own
+#: commands) find them when DATABASE_URL / CACHE_URL name none: the local defaults.
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS = "redis://127.0.0.1:6379/4"
+
+
+def postgres_url() -> str:
+    """``DATABASE_URL`` when it names PostgreSQL, else :data:`LOCAL_POSTGRES`."""
+    url = database_url()
+    if url is not None and urlsplit(url).scheme.startswith("postgres"):
+        return url
+    return LOCAL_POSTGRES
+
+
+def redis_url() -> str:
+    """``CACHE_URL`` when it names Redis, else :data:`LOCAL_REDIS`."""
+    url = cache_url()
+    if url is not None and urlsplit(url).scheme in ("redis", "rediss"):
+        return url
+    return LOCAL_REDIS
+
+
+@functools.cache
+def _server_problem(kind: str) -> str | None:
+    """Why the ``kind`` server does not answer (probed once per session), or None."""
+    if kind == "postgres":
+        return _probe_database(postgres_url())
+    return _probe_cache(redis_url())
+
+
+def require_server(kind: str) -> None:
+    """Skip the calling test when the PostgreSQL or Redis server (``kind``) does not answer: a
+    laptop without them still passes ``make test``. Under ``REQUIRE_SERVICES=1`` (CI) nothing is
+    skipped: the test runs and fails."""
+    if services_required():
+        return
+    problem = _server_problem(kind)
+    if problem is not None:
+        url = postgres_url() if kind == "postgres" else redis_url()
+        pytest.skip(f"no {kind} server at {_without_password(url)}: {problem}")
 
 
 # -- shared caches -----------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """DPoP replay detection on Redis: one ``SET NX PX`` on a client kept for the process.
 
-Redis at 127.0.0.1:6379 is part of our test machines (the database number is taken from
-``CACHE_URL`` when it names Redis); if it does not answer, these tests fail rather than skip.
-A dead Redis is a real closed port, not a mock.
+They run on the Redis ``CACHE_URL`` names, else on database 4 of the local server
+(``services.redis_url``). Where no Redis answers (a laptop) they are skipped; under
+``REQUIRE_SERVICES=1`` (CI) they run and fail instead. A dead Redis is a real closed port, not
+a mock.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
@@ -19,9 +19,15 @@ from django_auth0_obo import dpop, replay
 from django_auth0_obo.exceptions import InvalidDPoPProof, TenantUnavailable
 from django_auth0_obo.testing import DPoPKey
 from django_auth0_obo.testing.jws import tamper_signature
+from tests import services
 
-CACHE_URL = os.environ.get("CACHE_URL", "")
-REDIS_URL = CACHE_URL if CACHE_URL.startswith("redis://") else "redis://127.0.0.1:6379/4"
+
+@pytest.fixture(autouse=True)
+def _redis_server() -> None:
+    services.require_server("redis")
+
+
+REDIS_URL = services.redis_url()
 ALIAS = "dpop_replay_redis_one_trip"
 
 

@@ -181,6 +181,6 @@ def test_four_processes_awaiting_the_async_exchange_make_one_call(
 def postgres_database() -> Iterator[str]:
     """A fresh database on the PostgreSQL server (``DATABASE_URL``'s when it names one, else the
     local default), dropped afterwards; its name. Used by the perf helpers' process tests."""
-    url = services.database_url() or "postgres://postgres@127.0.0.1:5432/test"
-    for config in _shared_database(environ.Env.db_url_config(url)):
+    services.require_server("postgres")
+    for config in _shared_database(environ.Env.db_url_config(services.postgres_url())):
         yield str(config["NAME"])

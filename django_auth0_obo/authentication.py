@@ -18,6 +18,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from django_auth0_obo import (
+    absolute_url,
     challenges,
     domains,
     forwarded_ip,
@@ -92,7 +93,7 @@ class Auth0Authentication(BaseAuthentication):
             raw_token,
             proof=self.get_dpop_proof(request),
             method=request._request.method or "GET",
-            url=lambda: verification.request_url(request._request),
+            url=lambda: absolute_url.request_url(request._request),
             audiences=self.get_audiences(request),
         )
 

@@ -146,12 +146,15 @@ def verify_proof(
     access_token: str,
     jkt: str,
     nonce: NonceCheck = None,
+    access_token_digest: bytes | None = None,
 ) -> str:
     """Verify a DPoP proof for this request and token (RFC 9449 §4.3); return its key's
     thumbprint. Raises InvalidDPoPProof with a short safe description (never the proof).
 
     ``nonce`` is the optional server-nonce hook: the expected value, or a callable judging the
     proof's ``nonce`` claim (None when absent); a failure raises UseDPoPNonce.
+    ``access_token_digest`` is SHA-256 of ``access_token`` when the caller has it already (the
+    token verifier computes it), so ``ath`` is checked without hashing the token again.
     """
     if type(proof) is not str or len(proof) > MAX_PROOF_LENGTH:
         raise InvalidDPoPProof("DPoP proof is not a JWT.")
@@ -179,7 +182,7 @@ def verify_proof(
         raise InvalidDPoPProof("DPoP proof htm does not match the request method.")
     htu = _check_htu(claims.get("htu"), url)
     _check_iat(claims.get("iat"))
-    _check_ath(claims.get("ath"), access_token)
+    _check_ath(claims.get("ath"), access_token, access_token_digest)
     if not hmac.compare_digest(public.jkt.encode("ascii"), jkt.encode("utf-8", "replace")):
         raise InvalidDPoPProof("DPoP proof key does not match the token's cnf.jkt.")
     if nonce is not None:
@@ -255,11 +258,11 @@ def _check_iat(iat: Any) -> None:
         raise InvalidDPoPProof("DPoP proof iat is in the future.")
 
 
-def _check_ath(ath: Any, access_token: str) -> None:
+def _check_ath(ath: Any, access_token: str, digest: bytes | None) -> None:
     if not isinstance(ath, str):
         raise InvalidDPoPProof("DPoP proof ath is missing.")
     try:
-        expected = access_token_hash(access_token)
+        expected = b64url_encode(digest) if digest else access_token_hash(access_token)
     except UnicodeEncodeError:
         expected = ""
     if not expected or not hmac.compare_digest(ath.encode("utf-8", "replace"), expected.encode()):

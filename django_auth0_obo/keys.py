@@ -103,6 +103,9 @@ class KeySet:
     warned_stale: bool = field(default=False)
     #: The JWKS entries left out, with the reason (what ``auth0_obo_check`` prints).
     skipped: tuple[SkippedKey, ...] = ()
+    #: (kid, alg) pairs already found to fit (:meth:`VerificationKey.accepts`), answered by a
+    #: dict lookup on every later token. Bounded: kids of this set times allowed algorithms.
+    accepting: dict[tuple[str, str], VerificationKey] = field(default_factory=dict)
 
 
 _local: dict[str, KeySet] = {}
@@ -139,6 +142,9 @@ def get_verification_key(
         if local_only:
             raise KeysNotWarm(issuer)
         keyset = get_keyset(issuer)
+    key = keyset.accepting.get((kid, alg))
+    if key is not None:
+        return key
     key = keyset.keys.get(kid)
     if key is None:
         if local_only:
@@ -146,6 +152,8 @@ def get_verification_key(
         key = _refetch_for_kid(issuer, kid)
     if not key.accepts(alg):
         raise InvalidToken("The signing key does not match the token's algorithm.")
+    if keyset.keys.get(kid) is key:  # one of this key set's own (a refetch installs a new set)
+        keyset.accepting[(kid, alg)] = key
     return key
 
 

@@ -19,8 +19,6 @@ from urllib.parse import urlsplit
 
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.http import HttpRequest
-from django.utils.encoding import escape_uri_path
 from django.views.decorators.debug import sensitive_variables
 
 from django_auth0_obo import challenges, dpop, dpop_nonce, keys, tokens
@@ -82,16 +80,6 @@ def parse_dpop_header(value: str | None) -> str | None:
     return value
 
 
-def request_url(request: HttpRequest) -> str:
-    """The URL a DPoP proof's ``htu`` names for ``request``: ``request.build_absolute_uri()``
-    without query and fragment, built directly from the same parts — the scheme and host after
-    Django's proxy settings (``get_host`` still enforces ALLOWED_HOSTS) and the path escaped by
-    Django's own rule. The general method also parses the location it builds, joins dot
-    segments, adds the query and re-encodes it all as an IRI, which costs a few microseconds a
-    request; here the result is ASCII already and ``dpop.normalize_htu`` removes dot segments."""
-    return f"{request.scheme}://{request.get_host()}{escape_uri_path(request.path)}"
-
-
 def verify_credentials_unwrapped(
     scheme: str,
     raw_token: str,
@@ -134,6 +122,7 @@ def verify_credentials_unwrapped(
         access_token=raw_token,
         jkt=bound_jkt,
         nonce=dpop_nonce.nonce_check(),
+        access_token_digest=matched.digest,
     )
     return VerifiedToken.from_verification(raw_token, matched, "DPoP", jkt=jkt)
 

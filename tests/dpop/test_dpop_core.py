@@ -3,6 +3,7 @@ directly (nonce hook, replay with the default cache, fail-closed cache) and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -174,6 +175,20 @@ def test_normalize_htu_is_idempotent_or_refuses(path: str) -> None:
 def test_a_valid_proof_returns_its_key_thumbprint(dpop_settings: Any, dpop_key: DPoPKey) -> None:
     proof = dpop_key.proof("GET", URL, access_token=TOKEN)
     assert _verify(dpop_key, proof) == dpop_key.jkt
+
+
+def test_ath_is_checked_against_the_digest_the_token_verifier_passes(
+    dpop_settings: Any, dpop_key: DPoPKey
+) -> None:
+    """The pipeline hands over SHA-256 of the token it verified: that digest is what ``ath``
+    must encode, not a second hash of ``access_token``."""
+    digest = hashlib.sha256(TOKEN.encode("ascii")).digest()
+    proof = dpop_key.proof("GET", URL, access_token=TOKEN)
+    assert _verify(dpop_key, proof, access_token_digest=digest) == dpop_key.jkt
+    other = dpop_key.proof("GET", URL, access_token=TOKEN)
+    other_digest = hashlib.sha256(b"another.access.token").digest()
+    with pytest.raises(InvalidDPoPProof, match="ath does not match"):
+        _verify(dpop_key, other, access_token_digest=other_digest)
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "EdDSA"])

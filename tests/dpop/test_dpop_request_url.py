@@ -1,4 +1,4 @@
-"""``verification.request_url``, the URL a proof's ``htu`` is compared with, is exactly what
+"""``absolute_url.request_url``, the URL a proof's ``htu`` is compared with, is exactly what
 ``request.build_absolute_uri()`` gives without query and fragment — for any path a client can
 send, behind trusted proxies, and with the same ALLOWED_HOSTS refusal."""
 
@@ -8,14 +8,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.test import RequestFactory
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from django_auth0_obo import dpop
-from django_auth0_obo.verification import request_url
+from django_auth0_obo import absolute_url, dpop
+from django_auth0_obo.absolute_url import request_url
 
 #: Characters that matter to URLs: reserved, escapes, spaces, dots, non-ASCII, controls.
 URL_CHARACTERS = st.sampled_from(list("/%?#;=:@&+$,!*'()[]~._- \t\"<>\\^`{|}aZ09é€😀\x7f\u0301"))
@@ -99,3 +100,73 @@ def test_a_host_outside_allowed_hosts_is_refused_as_by_build_absolute_uri(settin
         request.build_absolute_uri()
     with pytest.raises(DisallowedHost):
         request_url(request)
+
+
+# The accepted-host memo (``absolute_url``): a remembered host never outlives the settings that
+# accepted it, a refused host is never remembered, and Django's own check still decides.
+
+
+def test_a_remembered_host_is_refused_once_allowed_hosts_no_longer_names_it(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["api.example.com", "old.example.com"]
+    request = RequestFactory().get("/api/whoami", HTTP_HOST="old.example.com")
+    assert request_url(request) == "http://old.example.com/api/whoami"
+    assert request_url(request) == "http://old.example.com/api/whoami"  # now remembered
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    with pytest.raises(DisallowedHost):
+        request_url(request)
+
+
+def test_a_change_made_without_a_signal_is_seen_too(settings: Any) -> None:
+    """Django's test runner assigns ALLOWED_HOSTS directly; in-place edits send nothing either."""
+    settings.ALLOWED_HOSTS = ["api.example.com", "old.example.com"]
+    request = RequestFactory().get("/api/whoami", HTTP_HOST="old.example.com")
+    request_url(request)
+    django_settings.ALLOWED_HOSTS.remove("old.example.com")  # no setting_changed
+    with pytest.raises(DisallowedHost):
+        request_url(request)
+
+
+def test_debug_decides_for_localhost_only_while_it_is_on(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = []
+    settings.DEBUG = True
+    request = RequestFactory().get("/api/whoami", HTTP_HOST="localhost:8000")
+    assert request_url(request) == "http://localhost:8000/api/whoami"
+    settings.DEBUG = False
+    with pytest.raises(DisallowedHost):
+        request_url(request)
+
+
+def test_a_refused_host_is_refused_every_time_and_never_remembered(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    request = RequestFactory().get("/api/whoami", HTTP_HOST="evil.example")
+    for _ in range(3):
+        with pytest.raises(DisallowedHost):
+            request_url(request)
+    assert "evil.example" not in absolute_url._accepted_hosts
+
+
+def test_the_remembered_hosts_stay_bounded_whatever_hosts_arrive(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = [".example.com"]
+    for number in range(absolute_url.MAX_HOSTS * 3):
+        host = f"tenant{number}.example.com"
+        request = RequestFactory().get("/api/whoami", HTTP_HOST=host)
+        assert request_url(request) == f"http://{host}/api/whoami"
+        assert len(absolute_url._accepted_hosts) <= absolute_url.MAX_HOSTS
+
+
+def test_a_request_class_with_its_own_get_host_is_always_asked(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["testserver"]
+    asked: list[str] = []
+
+    class PinnedHostRequest(HttpRequest):
+        def get_host(self) -> str:
+            asked.append(self.path)
+            return "pinned.example"
+
+    request_url(RequestFactory().get("/api/whoami"))  # testserver, now remembered
+    request = PinnedHostRequest()
+    request.path = "/api/whoami"
+    request.META = {"SERVER_NAME": "testserver", "SERVER_PORT": "80"}
+    assert request_url(request) == "http://pinned.example/api/whoami"
+    assert request_url(request) == "http://pinned.example/api/whoami"
+    assert asked == ["/api/whoami", "/api/whoami"]

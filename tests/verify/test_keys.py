@@ -92,6 +92,21 @@ def test_another_worker_reads_the_keys_from_the_shared_cache(tenant: LocalTenant
     assert fetches(tenant) == (1, 1)
 
 
+def test_a_kid_that_fitted_one_algorithm_is_still_refused_for_another(
+    tenant: LocalTenant, settings: Any
+) -> None:
+    """The key set remembers which (kid, alg) pairs fit; that memo never answers another alg."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "ALGORITHMS": ["RS256", "ES256"]}
+    tokens.verify_access_token(tenant.mint())
+    keyset = keys.get_keyset(tenant.issuer)
+    assert keyset.accepting == {(tenant.signing_kid, "RS256"): keyset.keys[tenant.signing_kid]}
+
+    with pytest.raises(InvalidToken, match="does not match the token's algorithm"):
+        tokens.verify_access_token(tenant.mint(headers={"alg": "ES256"}))
+    assert (tenant.signing_kid, "ES256") not in keyset.accepting
+    tokens.verify_access_token(tenant.mint(sub="again"))  # the remembered pair still answers
+
+
 def test_the_issuer_is_checked_before_any_fetch(tenant: LocalTenant) -> None:
     with pytest.raises(InvalidToken, match="Invalid issuer"):
         tokens.verify_access_token(tenant.mint(issuer="https://evil.example.com/"))

@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from django.core.signals import request_finished, request_started
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.utils import timezone
 from rest_framework.request import Request
 
@@ -231,10 +231,24 @@ def _flush_pending(**kwargs: Any) -> None:
 
 
 def _in_request_transaction() -> bool:
+    """Whether the audit's database is inside a request's ``ATOMIC_REQUESTS`` transaction.
+
+    The setting is read from ``connections.settings``, the very dict each connection keeps as
+    its ``settings_dict``, so the usual case (no ``ATOMIC_REQUESTS``) is decided without the
+    per-thread connection lookup; this runs on every authenticated request."""
+    alias = _audit_database()
+    if not connections.settings[alias].get("ATOMIC_REQUESTS"):
+        return False
+    return bool(connections[alias].in_atomic_block)
+
+
+def _audit_database() -> str:
+    """The database the audit writes to: the routers' choice, or ``default`` without any."""
+    if not router.routers:
+        return DEFAULT_DB_ALIAS
     from django_auth0_obo.models import DelegationEvent
 
-    connection = connections[router.db_for_write(DelegationEvent)]
-    return bool(connection.settings_dict.get("ATOMIC_REQUESTS")) and connection.in_atomic_block
+    return router.db_for_write(DelegationEvent)
 
 
 # Rows left behind by a previous request in this context (no request_finished, e.g. a view

@@ -4,7 +4,9 @@ How a request's row is written exactly once, after the permission decision, with
 view but ``Auth0Authentication`` (the order of calls is told in :mod:`.instrument`):
 
 1. :func:`begin` builds a pending event from the verified token and the request (never the
-   token itself) and keeps it on the Django request.
+   token itself) and keeps it on the Django request. A request whose row AUDIT wants only if it
+   is refused (no delegation, AUDIT "delegated") keeps the verified token instead, and its event
+   is built on a refusal.
 2. Our permissions call :func:`mark_denied` with their reason code when the view refuses.
 3. :func:`decided` writes the row as soon as the view's ``check_permissions`` has returned
    (``allowed``) or raised (``denied``, with our reason, or the DRF exception's code for other
@@ -52,6 +54,9 @@ _T = TypeVar("_T")
 
 #: Attribute on the Django ``HttpRequest`` holding its pending event.
 PENDING_ATTRIBUTE = "auth0_obo_audit_event"
+#: Attribute on the Django ``HttpRequest`` holding the token of a request whose row AUDIT wants
+#: only if it is refused, until its permission decision.
+REFUSABLE_ATTRIBUTE = "auth0_obo_audit_refusable"
 
 ALLOWED = "allowed"
 DENIED = "denied"
@@ -78,39 +83,77 @@ _pending: contextvars.ContextVar[list[PendingEvent] | None] = contextvars.Contex
 )
 
 
-def begin(request: Request, token: VerifiedToken) -> PendingEvent | None:
-    """Start the audit record of a request authenticated by ``token`` (see module docstring)."""
+def begin(request: Request, token: VerifiedToken) -> bool:
+    """Start the audit record of a request authenticated by ``token`` (see module docstring);
+    return whether the audit listens for this request's permission decision (not when off).
+
+    Most requests under the default AUDIT carry a token nobody acts for, whose row is written
+    only if the view refuses it: for those only the token is kept, and the pending event is
+    built on a refusal (:func:`mark_denied`, :func:`decided`), not on every request."""
     mode = obo_settings.AUDIT
     if mode == "off":
-        return None
+        return False
     django_request = getattr(request, "_request", request)
-    existing: PendingEvent | None = getattr(django_request, PENDING_ATTRIBUTE, None)
-    if existing is not None:
-        return existing
+    if getattr(django_request, PENDING_ATTRIBUTE, None) is not None:
+        return True
+    if mode != "all" and not token.is_delegated:
+        if getattr(django_request, REFUSABLE_ATTRIBUTE, None) is None:
+            setattr(django_request, REFUSABLE_ATTRIBUTE, token)
+        return True
+    _start(request, django_request, token, selected=True)
+    return True
+
+
+def _start(
+    request: Request, django_request: Any, token: VerifiedToken, *, selected: bool
+) -> PendingEvent:
     view = (getattr(request, "parser_context", None) or {}).get("view")
     event = PendingEvent(
-        fields=functools.partial(request_fields, request, token, view),
-        selected=mode == "all" or token.is_delegated,
+        fields=functools.partial(request_fields, request, token, view), selected=selected
     )
     setattr(django_request, PENDING_ATTRIBUTE, event)
     _remember(event)
     return event
 
 
+def _refused_event(request: Request) -> PendingEvent | None:
+    """The pending event of a refused request: the one :func:`begin` built, or, for a request
+    whose row AUDIT wants only when refused, one built now from the token it kept."""
+    django_request = getattr(request, "_request", request)
+    event: PendingEvent | None = getattr(django_request, PENDING_ATTRIBUTE, None)
+    if event is not None:
+        return event
+    token = getattr(django_request, REFUSABLE_ATTRIBUTE, None)
+    if token is None:
+        return None
+    delattr(django_request, REFUSABLE_ATTRIBUTE)
+    return _start(request, django_request, token, selected=False)
+
+
 def decided(request: Request, error: BaseException | None = None) -> None:
     """The view's permission check returned (``error`` None) or raised ``error``: write the row."""
-    event = getattr(getattr(request, "_request", request), PENDING_ATTRIBUTE, None)
-    if event is None:
-        return
-    if error is not None and event.outcome != DENIED and not event.written:
-        event.outcome = DENIED
-        event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
+    if error is None:
+        django_request = getattr(request, "_request", request)
+        event = getattr(django_request, PENDING_ATTRIBUTE, None)
+        if event is None:
+            # Allowed, and AUDIT wants no row for it: a later refusal (an object permission)
+            # is not this decision's, as for a request whose allowed row was written.
+            if getattr(django_request, REFUSABLE_ATTRIBUTE, None) is not None:
+                delattr(django_request, REFUSABLE_ATTRIBUTE)
+            return
+    else:
+        event = _refused_event(request)
+        if event is None:
+            return
+        if event.outcome != DENIED and not event.written:
+            event.outcome = DENIED
+            event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
     settle(event)
 
 
 def mark_denied(request: Request, reason: str) -> None:
     """Record that the view refused this request, and why (a stable reason code)."""
-    event = getattr(getattr(request, "_request", request), PENDING_ATTRIBUTE, None)
+    event = _refused_event(request)
     if event is not None and not event.written:
         event.outcome = DENIED
         event.reason = reason

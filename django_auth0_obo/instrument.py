@@ -3,7 +3,7 @@
 A request's path through the app, in order:
 
 1. ``Auth0Authentication`` verifies the credentials and calls :func:`request_authenticated`,
-   which starts the request's audit record (:func:`audit.begin`) and, when there is one,
+   which starts the request's audit record (:func:`audit.begin`) and, unless AUDIT is off,
    :func:`instrument`\\ s the view. (The ``token_verified`` signal is sent too, for the
    project's own receivers only.)
 2. DRF runs the view's ``check_permissions``. Our permissions that say no call
@@ -56,10 +56,10 @@ class Refusal:
 
 
 def request_authenticated(request: Request, token: VerifiedToken) -> None:
-    """Step 1: start the audit record and, when there is one, instrument the view so it hears
-    the decision (see the module docstring). Without a record (``AUDIT = "off"``) there is
-    nothing to tell: a refusal of ours instruments the view itself (:func:`record_refusal`)."""
-    if audit.begin(request, token) is not None:
+    """Step 1: start the audit record and, unless AUDIT is off, instrument the view so it hears
+    the decision (see the module docstring). With ``AUDIT = "off"`` there is nothing to tell:
+    a refusal of ours instruments the view itself (:func:`record_refusal`)."""
+    if audit.begin(request, token):
         instrument(_view_of(request))
 
 

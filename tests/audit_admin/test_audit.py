@@ -16,7 +16,7 @@ import requests
 from django.db import OperationalError, connection
 from django.urls import include, path
 from django.utils import timezone
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,6 +57,22 @@ class FailingView(OpenView):
         raise RuntimeError("the view broke after the decision")
 
 
+class RefusesEveryObject(BasePermission):
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return False
+
+
+class ObjectCheckView(APIView):
+    """Allowed by ``IsAuthenticated`` although ``HasScopes`` refused; then refuses the object."""
+
+    permission_classes = [HasScopes | IsAuthenticated, RefusesEveryObject]
+    required_scopes = ["admin:all"]
+
+    def get(self, request: Request) -> Response:
+        self.check_object_permissions(request, object())
+        return Response({"ok": True})
+
+
 class LazyView(APIView):
     """Authenticates only when the permission check first touches ``request.user``."""
 
@@ -77,6 +93,7 @@ urlpatterns = [
     path("admin-only", AdminOnlyView.as_view(), name="admin-only"),
     path("failing", FailingView.as_view(), name="failing"),
     path("lazy", LazyView.as_view(), name="lazy"),
+    path("object-check", ObjectCheckView.as_view(), name="object-check"),
 ]
 
 
@@ -165,6 +182,32 @@ def test_a_denial_by_another_permission_class_is_recorded_with_drf_code(auth0_te
     assert (event.outcome, event.reason) == ("denied", "permission_denied")
 
 
+def test_a_direct_token_refused_by_another_permission_class_is_recorded_in_full(
+    auth0_tenant, api_client
+):
+    # Its row is built only on the refusal, from the token kept since authentication.
+    token = auth0_tenant.mint(sub="auth0|carol", scope="read:data", claims={"jti": "jti-9"})
+    assert get(api_client, "/admin-only?q=1", token).status_code == 403
+    event = DelegationEvent.objects.get()
+    assert (event.outcome, event.reason, event.subject, event.jti) == (
+        "denied",
+        "permission_denied",
+        "auth0|carol",
+        "jti-9",
+    )
+    assert (event.current_actor, event.depth, event.scopes) == ("", 0, "read:data")
+    assert (event.method, event.path, event.view_name) == ("GET", "/admin-only", "admin-only")
+
+
+@pytest.mark.parametrize(("actor", "rows"), [(None, []), (MCP, ["allowed"])])
+def test_a_refusal_after_the_permission_decision_adds_no_row(auth0_tenant, api_client, actor, rows):
+    # The decision (allowed) is the request's row, written or not: an object refusal later,
+    # even one answered with a refusal of ours from the decision, does not make a second one.
+    token = delegated(auth0_tenant, actor) if actor else auth0_tenant.mint(scope="read:data")
+    assert get(api_client, "/object-check", token).status_code == 403
+    assert list(DelegationEvent.objects.values_list("outcome", flat=True)) == rows
+
+
 def test_direct_tokens_are_not_recorded_in_delegated_mode(auth0_tenant, api_client):
     assert get(api_client, "/open", auth0_tenant.mint()).status_code == 200
     assert not DelegationEvent.objects.exists()
@@ -246,9 +289,13 @@ def test_under_atomic_requests_a_denial_survives_drf_rollback(
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     assert get(api_client, "/actors", delegated(auth0_tenant, "rogue")).status_code == 403
     assert get(api_client, "/open", delegated(auth0_tenant)).status_code == 200
-    assert sorted(DelegationEvent.objects.values_list("outcome", flat=True)) == [
-        "allowed",
-        "denied",
+    # A direct token: its denial row is built only on the refusal, deferred all the same.
+    assert get(api_client, "/admin-only", auth0_tenant.mint()).status_code == 403
+    assert get(api_client, "/open", auth0_tenant.mint()).status_code == 200
+    assert sorted(DelegationEvent.objects.values_list("outcome", "reason")) == [
+        ("allowed", ""),
+        ("denied", "actor_not_allowed"),
+        ("denied", "permission_denied"),
     ]
 
 

@@ -251,9 +251,12 @@ def test_lazily_authenticated_views_are_recorded_when_the_request_finishes(
 ):
     assert get(api_client, "/lazy", delegated(auth0_tenant)).status_code == 200
     assert get(api_client, "/lazy", delegated(auth0_tenant, "rogue")).status_code == 403
+    # A direct token: AUDIT wants its row only as a refusal, built when ours refuses it.
+    assert get(api_client, "/lazy", auth0_tenant.mint()).status_code == 403
     assert list(DelegationEvent.objects.order_by("id").values_list("outcome", "reason")) == [
         ("allowed", ""),
         ("denied", "actor_not_allowed"),
+        ("denied", "direct_token_not_allowed"),
     ]
 
 

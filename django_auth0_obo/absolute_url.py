@@ -16,6 +16,7 @@ does. Request classes that bring their own ``get_host`` are always asked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -30,6 +31,9 @@ MAX_HOSTS = 64
 MAX_CACHED_PATH_LENGTH = 512
 
 _accepted_hosts: dict[str, None] = {}
+#: Held to forget the memo and to add to it (never on a hit), so a host judged under settings
+#: that another thread has just found changed is not added after that thread's clear.
+_memo_lock = threading.Lock()
 #: What ``_accepted_hosts`` was judged by: (ALLOWED_HOSTS as a tuple, DEBUG when it matters).
 _judged_by: list[Any] = [None]
 #: Per request class: does it use Django's own ``get_host`` and ``_get_raw_host``?
@@ -62,16 +66,18 @@ def _accepted_host(request: HttpRequest) -> str:
     allowed = settings.ALLOWED_HOSTS
     judged_by = (tuple(allowed), None if allowed else bool(settings.DEBUG))
     if judged_by != _judged_by[0]:
-        _accepted_hosts.clear()
-        _judged_by[0] = judged_by
+        with _memo_lock:
+            _accepted_hosts.clear()
+            _judged_by[0] = judged_by
     raw = _RAW_HOST(request)
     if raw in _accepted_hosts:
         return raw
     host: str = request.get_host()  # Django's whole check: raises DisallowedHost
-    if host == raw and _judged_by[0] == judged_by:  # not judged by settings changed meanwhile
-        if len(_accepted_hosts) >= MAX_HOSTS:
-            _accepted_hosts.clear()
-        _accepted_hosts[host] = None
+    with _memo_lock:
+        if host == raw and _judged_by[0] == judged_by:  # not judged by settings changed since
+            if len(_accepted_hosts) >= MAX_HOSTS:
+                _accepted_hosts.clear()
+            _accepted_hosts[host] = None
     return host
 
 

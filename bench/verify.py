@@ -214,6 +214,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         auth0 = _auth0_api_python_runner(tenant, fresh, calls)
         if auth0 is not None:
             runners["auth0"] = auth0
+        redis_floor = _redis_floor_runner(es256_inputs, dpop_public, calls)
+        if redis_floor is not None:
+            runners["es256_redis_floor"] = redis_floor
         # Under the default AUDIT, calls of authenticate() outside a view leave their pending
         # audit records for the request's end: settle them between batches, untimed, as the
         # end of a request would, so they do not pile up over the run.
@@ -307,6 +310,53 @@ def _es256_verify(public_key: Any, signing_input: bytes, signature: bytes) -> No
     public_key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
 
 
+def _redis_floor_runner(
+    inputs: Sequence[tuple[bytes, bytes]], public_key: Any, calls: int
+) -> Callable[[], int] | None:
+    """When the replay records live on Redis: one ES256 check overlapped with one
+    ``SET key 1 NX PX`` round trip on a plain blocking socket (command packed in advance, reply
+    read after the signature, as ``replay.claim_proof`` does) — the least any DPoP check with a
+    shared replay record can cost on this machine, whatever its code. None on other caches."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    from django_auth0_obo.conf import obo_settings
+
+    alias = obo_settings.CACHE_ALIAS
+    if "redis" not in settings.CACHES[alias]["BACKEND"].lower():
+        return None
+    location = settings.CACHES[alias]["LOCATION"]
+    url = urlsplit(location[0] if isinstance(location, list | tuple) else location)
+    connection = socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379))
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    database = (url.path or "/0").strip("/") or "0"
+    command = f"*2\r\n$6\r\nSELECT\r\n${len(database)}\r\n{database}\r\n".encode()
+    connection.sendall(command)
+    if connection.recv(64) != b"+OK\r\n":
+        raise SystemExit("Redis refused SELECT")
+    prefix = os.urandom(6).hex()
+    keys = [f"bench:floor:{prefix}:{i:032d}".encode() for i in range(len(inputs))]
+    commands = [
+        b"*6\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$1\r\n1\r\n$2\r\nNX\r\n$2\r\nPX\r\n$5\r\n60000\r\n"
+        % (len(key), key)
+        for key in keys
+    ]
+    batches = iter(_chunks(list(zip(commands, inputs, strict=True)), calls))
+
+    def run() -> int:
+        batch = next(batches)
+        for command, (signing_input, signature) in batch:
+            connection.sendall(command)
+            _es256_verify(public_key, signing_input, signature)
+            if connection.recv(64) != b"+OK\r\n":
+                raise SystemExit("a fresh SET NX was refused")
+        return len(batch)
+
+    return run
+
+
 def _auth0_api_python_runner(
     tenant: Any, pool: Sequence[str], calls: int
 ) -> Callable[[], int] | None:
@@ -383,6 +433,13 @@ def _print_table(results: dict[str, float], *, audit: str = "off") -> None:
     print(f"{'one ES256 verify (cryptography)':<50} {es256 * 1e6:>9.1f}")
     label = "  ceiling: Bearer fresh / one ES256 verify alone"
     print(f"{label:<50} {'':>9} {results['fresh'] / es256:>6.2f}x")
+    if "es256_redis_floor" in results:
+        # Any DPoP check with its replay record on Redis pays at least the signature and one
+        # round trip: when this ratio is under 0.55, no code can meet that target here.
+        floor = results["es256_redis_floor"]
+        print(f"{'ES256 verify + raw SET NX round trip (socket)':<50} {floor * 1e6:>9.1f}")
+        label = "  floor: Bearer fresh / that"
+        print(f"{label:<50} {'':>9} {results['fresh'] / floor:>6.2f}x")
     per_request = results["view_auth"] / results["view_dpop_one"]
     label = "per request (DRF view): DPoP one token / Bearer"
     print(f"{label:<50} {results['view_dpop_one'] * 1e6:>9.1f} {per_request:>6.2f}x")

@@ -260,6 +260,16 @@ def clear_cache() -> None:
 on_reload(clear_cache)
 
 
+def holds_fresh_keys(issuer: str, now: float) -> bool:
+    """Whether this process holds keys for ``issuer`` that are still fresh at ``now``.
+
+    The token memo answers only while this is true: once the keys are stale a remembered token
+    is verified again, which refreshes them, so a key the tenant has retired stops working at
+    the next refresh whether or not the token was seen before."""
+    keyset = _local.get(issuer)
+    return keyset is not None and now < keyset.fresh_until
+
+
 def holds_keys_for(issuer: str) -> bool:
     """Whether this process holds a key set for ``issuer`` now (nothing is fetched)."""
     return issuer in _local
@@ -493,7 +503,9 @@ def _build_keyset(issuer: str, document: Mapping[str, Any]) -> KeySet | None:
             fresh_until=float(document["fresh_until"]),
             skipped=tuple(skipped),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+        # RecursionError: a document nested about as deep as the JSON parser allows, parsed
+        # fine, can fail to serialise for the fingerprint one frame deeper; it has no keys.
         return None
     return keyset if keys else None
 

@@ -5,8 +5,9 @@ its errors become ``InvalidToken`` here), its header checked against an asymmetr
 its signature verified with the tenant key from :mod:`django_auth0_obo.keys`, and its claims
 validated here. Verified claims are remembered in a small LRU memo keyed by the SHA-256 of
 the token (never the token), so a client repeating its token costs a hash and a dict lookup;
-``exp`` and the audience are re-checked on every hit, and an entry never outlives
-``JWKS_CACHE_TTL``, ``MAX_TOKEN_AGE``, a settings reload or a change of the tenant's keys.
+``exp`` and the audience are re-checked on every hit, an entry answers only while the keys it
+was verified with are fresh, never outlives ``JWKS_CACHE_TTL``, ``MAX_TOKEN_AGE``, a settings
+reload or a change of the tenant's keys, and every hit hands out its own copy of the claims.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class _Policy:
     required: tuple[str, ...]
     #: ``required`` as a set: one subset test on every token, the tuple only for the message.
     required_set: frozenset[str]
+    #: The ``REQUIRED_CLAIMS`` beyond the standard ones: present and not null.
+    extra_required: tuple[str, ...]
     memo_ttl: float
     #: RFC 9068 strict mode: the header ``typ`` must be ``at+jwt``.
     require_at_jwt: bool
@@ -87,6 +90,7 @@ def _load_policy() -> _Policy:
         leeway=float(obo_settings.LEEWAY),
         required=STANDARD_CLAIMS + extra,
         required_set=frozenset(STANDARD_CLAIMS + extra),
+        extra_required=extra,
         memo_ttl=float(obo_settings.JWKS_CACHE_TTL),
         require_at_jwt=bool(obo_settings.REQUIRE_AT_JWT),
         max_age=None if obo_settings.MAX_TOKEN_AGE is None else float(obo_settings.MAX_TOKEN_AGE),
@@ -166,13 +170,15 @@ def verify_unwrapped(
 
     issuers = domains.accepted_issuers()
     remembered = _memo.get(digest, now)
-    if remembered is not None:
+    if remembered is not None and keys.holds_fresh_keys(remembered["iss"], now):
         if remembered["iss"] not in issuers:  # verified for another request's domains
             raise InvalidToken("Invalid issuer.")
         if remembered["exp"] <= now - policy.leeway:
             raise InvalidToken("Token has expired.")
         audience = _check_audience(remembered["aud"], audiences)
-        return Verification(dict(remembered), audience, bound_jkt(remembered), digest)
+        handed_out = _unshared_copy(remembered)
+        if handed_out is not None:
+            return Verification(handed_out, audience, bound_jkt(remembered), digest)
 
     header_b64, claims, signing_input, signature = _parse(raw)
     if len(header_b64) > MAX_CACHED_HEADER_LENGTH:
@@ -196,8 +202,39 @@ def verify_unwrapped(
             until = exp + policy.leeway
         if policy.max_age is not None:  # iat is within [now - max_age - leeway, now + leeway]
             until = min(until, claims["iat"] + policy.max_age + policy.leeway)
-        _memo.put(digest, claims, until)
-    return Verification(dict(claims), audience, bound_jkt(claims), digest)
+        remembered = _unshared_copy(claims)
+        if remembered is not None:
+            _memo.put(digest, remembered, until)
+    return Verification(claims, audience, bound_jkt(claims), digest)
+
+
+def _unshared_copy(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of verified claims sharing no dict or list with them, or None when they are
+    nested too deeply to copy here (the token is then verified afresh, and not remembered).
+
+    The memo keeps its own copy and hands out another on each hit, so a view that edits
+    ``request.auth.claims`` (an ``act`` inside, a ``permissions`` list) changes nothing a later
+    request with the same token sees. Claims are JSON: dicts and lists are the only mutable
+    values."""
+    try:
+        return {
+            name: _copy_json(value) if type(value) in _CONTAINERS else value
+            for name, value in claims.items()
+        }
+    except RecursionError:
+        return None
+
+
+_CONTAINERS = (dict, list)
+
+
+def _copy_json(value: Any) -> Any:
+    if type(value) is dict:
+        return {
+            key: _copy_json(item) if type(item) in _CONTAINERS else item
+            for key, item in value.items()
+        }
+    return [_copy_json(item) if type(item) in _CONTAINERS else item for item in value]
 
 
 #: Verify ``token``: :func:`verify_access_token`, returning the matched audience and ``cnf.jkt``
@@ -274,8 +311,10 @@ def _check_claims(
 ) -> str:
     """Validate the verified payload (presence, types, times, audience, act and cnf); return
     the audience that matched."""
-    if not claims.keys() >= policy.required_set:
-        missing = next(name for name in policy.required if name not in claims)
+    if not claims.keys() >= policy.required_set or (
+        policy.extra_required and None in map(claims.__getitem__, policy.extra_required)
+    ):  # a REQUIRED_CLAIMS claim that is null is missing (the standard ones are type-checked)
+        missing = next(name for name in policy.required if claims.get(name) is None)
         raise InvalidToken(f"Missing required claim: {missing}.")
     sub = claims["sub"]
     if type(sub) is not str or not sub:

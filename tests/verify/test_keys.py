@@ -626,3 +626,41 @@ def test_a_discovery_document_with_1e400_answers_503(tenant: LocalTenant, api_cl
     assert response.status_code == 503
     assert response.json() == {"detail": TenantUnavailable.default_description}
     assert tenant.count("jwks") == 0
+
+
+def _nested_list(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_a_jwks_nested_as_deep_as_json_allows_is_never_a_crash(
+    tenant: LocalTenant, settings: Any
+) -> None:
+    """A JWKS carrying an unused member nested almost as deep as the JSON parser allows parses,
+    then failed to serialise for the key set's fingerprint a few frames deeper (the refetch for
+    an unknown kid): a RecursionError, a 500. Whatever the depth, a tenant's document gets a
+    verdict (its keys, or 503), never that."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "JWKS_REFETCH_COOLDOWN": 0}
+    new_kid = tenant.add_key()
+    published = tenant.jwks()["keys"]
+    token = tenant.mint(kid=new_kid)
+    outcomes = set()
+    for depth in range(1000, 900, -1):
+        keys.forget_issuer(tenant.issuer)
+        tokens.clear_memo()
+        tenant.retire_key(new_kid)
+        tokens.verify_access_token(tenant.mint(sub="warm"))  # keys without new_kid
+        tenant.publish_key(new_kid)
+        tenant.inject_fault(
+            "jwks", status=200, body={"keys": published, "x": _nested_list(depth)}, times=1
+        )
+        try:
+            tokens.verify_access_token(token)  # unknown kid: the refetch gets that document
+            outcomes.add("verified")
+        except (InvalidToken, TenantUnavailable) as error:
+            outcomes.add(type(error).__name__)
+        except RecursionError:
+            pytest.fail(f"RecursionError escaped at depth {depth}")
+    assert "verified" in outcomes  # the shallower documents were used as the keys they are

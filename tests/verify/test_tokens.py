@@ -229,6 +229,34 @@ def test_returned_claims_are_a_copy(tenant: LocalTenant) -> None:
     assert tokens.verify_access_token(token)["sub"] == "auth0|user123"
 
 
+def test_nested_claims_handed_out_are_copies_too(tenant: LocalTenant) -> None:
+    """A view editing ``request.auth.claims`` must not change what a later request with the
+    same token sees (its ``act``, its ``permissions``), whether the memo answered or not."""
+    token = tenant.mint(permissions=["read:data"], act={"sub": "client-a", "act": {"sub": "b"}})
+    first = tokens.verify_access_token(token)
+    first["permissions"].append("admin")
+    first["act"]["sub"] = "trusted-client"
+    first["act"]["act"]["sub"] = "x"
+
+    again = tokens.verify_access_token(token)  # from the memo
+    again["permissions"].append("admin")
+    third = tokens.verify_access_token(token)
+
+    assert third["permissions"] == ["read:data"]
+    assert third["act"] == {"sub": "client-a", "act": {"sub": "b"}}
+
+
+def test_a_required_claim_that_is_null_is_missing(tenant: LocalTenant, settings: Any) -> None:
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "REQUIRED_CLAIMS": ["org_id", "tenant"]}
+
+    with pytest.raises(InvalidToken, match="Missing required claim: org_id"):
+        tokens.verify_access_token(tenant.mint(claims={"org_id": None, "tenant": "t"}))
+    with pytest.raises(InvalidToken, match="Missing required claim: tenant"):
+        tokens.verify_access_token(tenant.mint(claims={"org_id": "o", "tenant": None}))
+    falsy_but_present = tenant.mint(claims={"org_id": "", "tenant": 0})
+    assert tokens.verify_access_token(falsy_but_present)["tenant"] == 0
+
+
 # The memo ---------------------------------------------------------------------------------------
 
 
@@ -287,6 +315,43 @@ def test_memo_entries_never_outlive_the_jwks_ttl(
     clock.advance(2)
     tokens.verify_access_token(token)
     assert len(key_lookups) == 2
+
+
+def test_a_remembered_token_is_verified_again_once_the_keys_are_stale(
+    tenant: LocalTenant, clock: Any, key_lookups: list[str]
+) -> None:
+    """The tenant's ``Cache-Control: max-age`` can make the keys stale long before the memo's
+    ``JWKS_CACHE_TTL``: a remembered token signed by a key the tenant has since retired must
+    stop working at the next refresh, as a token seen for the first time would."""
+    tenant.jwks_max_age = 60
+    old_kid = tenant.signing_kid
+    token = tenant.mint(expires_in=86400)
+    tokens.verify_access_token(token)
+    tenant.rotate()
+    tenant.retire_key(old_kid)
+
+    clock.advance(59)
+    tokens.verify_access_token(token)  # keys still fresh: the memo answers
+    assert len(key_lookups) == 1
+    clock.advance(2)
+
+    with pytest.raises(InvalidToken, match="Unknown signing key"):
+        tokens.verify_access_token(token)
+
+
+def test_a_remembered_token_survives_a_refresh_that_changes_nothing(
+    tenant: LocalTenant, clock: Any, key_lookups: list[str]
+) -> None:
+    tenant.jwks_max_age = 60
+    token = tenant.mint(expires_in=86400)
+    tokens.verify_access_token(token)
+
+    clock.advance(61)
+    tokens.verify_access_token(token)  # verified again: the keys are refreshed
+    tokens.verify_access_token(token)  # and remembered again
+
+    assert len(key_lookups) == 2
+    assert tenant.count("jwks") == 2
 
 
 def test_a_settings_reload_clears_the_memo(

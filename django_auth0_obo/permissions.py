@@ -292,7 +292,7 @@ class ClaimIncludes(ClaimCheck):
 
     def check(self, value: Any) -> bool:
         if isinstance(value, str):
-            items: list[Any] = value.split()
+            items: list[Any] = [item for item in value.split(" ") if item]
         elif isinstance(value, list):
             items = value
         else:

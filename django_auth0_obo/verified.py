@@ -73,8 +73,9 @@ class VerifiedToken:
         """Granted scopes: the space-separated ``scope`` claim plus Auth0 RBAC ``permissions``."""
         granted: set[str] = set()
         scope = self.claims.get("scope")
-        if isinstance(scope, str):
-            granted.update(scope.split())
+        if isinstance(scope, str):  # RFC 6749 §3.3: separated by spaces, not any whitespace
+            granted.update(scope.split(" "))
+            granted.discard("")
         permissions = self.claims.get("permissions")
         if isinstance(permissions, list):
             granted.update(p for p in permissions if isinstance(p, str))

@@ -139,6 +139,25 @@ def test_scopes_join_the_scope_claim_and_rbac_permissions() -> None:
     assert verified.scopes == frozenset({"read:data", "write:data", "admin:data"})
 
 
+@pytest.mark.parametrize("separator", ["\u00a0", "\t", "\n", "\u2003", "\u3000", "\x1f"])
+def test_only_a_space_separates_scopes(separator: str) -> None:
+    """RFC 6749 §3.3: a scope string split on any other whitespace would grant scopes the
+    tenant never issued (``"read:data<NBSP>admin"`` is one odd scope, not ``admin``)."""
+    verified = VerifiedToken(TOKEN, {"sub": "u", "scope": f"read:data{separator}admin"})
+
+    assert verified.scopes == frozenset({f"read:data{separator}admin"})
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_characters=" "), min_size=1), max_size=6),
+    st.integers(min_value=1, max_value=3),
+)
+def test_scopes_are_the_space_separated_tokens(names: list[str], spaces: int) -> None:
+    scope = (" " * spaces).join(names)
+
+    assert VerifiedToken(TOKEN, {"sub": "u", "scope": f" {scope} "}).scopes == frozenset(names)
+
+
 def test_a_token_without_scopes_has_none() -> None:
     assert VerifiedToken(TOKEN, {"sub": "u"}).scopes == frozenset()
 

@@ -98,6 +98,36 @@ def _load_policy() -> _Policy:
     return _policy
 
 
+def _unshared_copy(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of verified claims sharing no dict or list with them, or None when they are
+    nested too deeply to copy here (the token is then verified afresh, and not remembered).
+
+    The memo keeps its own copy and hands out another on each hit, so a view that edits
+    ``request.auth.claims`` (an ``act`` inside, a ``permissions`` list) changes nothing a later
+    request with the same token sees. Claims are JSON: dicts and lists are the only mutable
+    values, and most claims are neither."""
+    copied = dict(claims)
+    try:
+        for name, value in claims.items():
+            if type(value) in _CONTAINERS:
+                copied[name] = _copy_json(value)
+    except RecursionError:
+        return None
+    return copied
+
+
+_CONTAINERS = (dict, list)
+
+
+def _copy_json(value: Any) -> Any:
+    if type(value) is dict:
+        return {
+            key: _copy_json(item) if type(item) in _CONTAINERS else item
+            for key, item in value.items()
+        }
+    return [_copy_json(item) if type(item) in _CONTAINERS else item for item in value]
+
+
 class _Memo(TtlMemo[bytes, dict[str, Any]]):
     """A thread-safe LRU of verified claims, keyed by the token's SHA-256 digest."""
 
@@ -206,35 +236,6 @@ def verify_unwrapped(
         if remembered is not None:
             _memo.put(digest, remembered, until)
     return Verification(claims, audience, bound_jkt(claims), digest)
-
-
-def _unshared_copy(claims: dict[str, Any]) -> dict[str, Any] | None:
-    """A copy of verified claims sharing no dict or list with them, or None when they are
-    nested too deeply to copy here (the token is then verified afresh, and not remembered).
-
-    The memo keeps its own copy and hands out another on each hit, so a view that edits
-    ``request.auth.claims`` (an ``act`` inside, a ``permissions`` list) changes nothing a later
-    request with the same token sees. Claims are JSON: dicts and lists are the only mutable
-    values."""
-    try:
-        return {
-            name: _copy_json(value) if type(value) in _CONTAINERS else value
-            for name, value in claims.items()
-        }
-    except RecursionError:
-        return None
-
-
-_CONTAINERS = (dict, list)
-
-
-def _copy_json(value: Any) -> Any:
-    if type(value) is dict:
-        return {
-            key: _copy_json(item) if type(item) in _CONTAINERS else item
-            for key, item in value.items()
-        }
-    return [_copy_json(item) if type(item) in _CONTAINERS else item for item in value]
 
 
 #: Verify ``token``: :func:`verify_access_token`, returning the matched audience and ``cnf.jkt``

@@ -5,7 +5,8 @@ Two ways in, one verifier behind both (:func:`django_auth0_obo.verification.aver
 - :class:`Auth0TokenVerifier`, the SDK-native path: pass it as the SDK's ``token_verifier`` with
   :func:`auth_settings`. The SDK's middleware reads Bearer tokens only and writes the challenges
   itself (no ``scope=``); the SDK serves the protected resource metadata at
-  ``/.well-known/oauth-protected-resource/<path>``.
+  ``/.well-known/oauth-protected-resource/<path>``. The SDK decides on the required scopes after
+  the verifier, so the verifier audits a request only when told them too.
 - :func:`protect`, the full-featured path: wrap the SDK's streamable-HTTP app built *without* the
   SDK's auth. Every HTTP request is authenticated here — Bearer and DPoP, the same checks, audit
   and challenges as ``Auth0Authentication`` (401 with ``resource_metadata=`` and ``scope=``, 403
@@ -23,6 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from django.views.decorators.debug import sensitive_variables
 from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -57,6 +60,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+#: Django's ``get_host`` accepts these when DEBUG is on and ALLOWED_HOSTS is empty.
+DEBUG_HOSTS = (".localhost", "127.0.0.1", "[::1]")
+#: Policy violation: the close code refusing a WebSocket handshake (RFC 6455 §7.4.1).
+WS_POLICY_VIOLATION = 1008
 
 
 def get_verified_token() -> VerifiedToken:
@@ -83,14 +90,23 @@ class Auth0TokenVerifier:
 
     ``audience`` narrows the accepted audiences (default: the settings'); ``resource`` is the URL
     this server is reached at (default: RESOURCE), used for the audit path and the token's
-    ``resource``.
+    ``resource``. ``required_scopes`` are those given to :func:`auth_settings`: the SDK refuses a
+    token lacking one only after the verifier, so the verifier's audit row says what the SDK will
+    decide (``denied``/``insufficient_scope`` or ``allowed``). Without them the verifier cannot
+    know the outcome and writes no row.
     """
 
     def __init__(
-        self, *, audience: str | Sequence[str] | None = None, resource: str | None = None
+        self,
+        *,
+        audience: str | Sequence[str] | None = None,
+        resource: str | None = None,
+        required_scopes: Iterable[str] | None = None,
     ) -> None:
         self.audience = audience
         self.resource = resource
+        self.required_scopes = None if required_scopes is None else tuple(required_scopes)
+        self._warned = False
 
     @sensitive_variables()
     async def verify_token(self, token: str) -> AccessToken | None:
@@ -105,8 +121,15 @@ class Auth0TokenVerifier:
         except TenantUnavailable as error:
             logger.warning("Cannot verify tokens: %s", error.description)
             return None
-        path = urlsplit(resource).path or "/"
-        await _audit(verified, "POST", path, audit.ALLOWED, "")
+        if self.required_scopes is not None:
+            path = urlsplit(resource).path or "/"
+            await _audit_scopes(verified, "POST", path, self.required_scopes)
+        elif not self._warned and obo_settings.AUDIT != "off":
+            self._warned = True
+            logger.warning(
+                "Auth0TokenVerifier was given no required_scopes, so it audits nothing: pass it "
+                "the scopes given to auth_settings() (() when none are required)."
+            )
         return _access_token(verified)
 
 
@@ -151,23 +174,38 @@ def protect(
     """Wrap an ASGI app so every HTTP request carries a valid Auth0 token (Bearer or DPoP).
 
     ``resource`` (default RESOURCE) is the URL clients connect to; its RFC 9728 metadata is
-    answered by the wrapper at ``/.well-known/oauth-protected-resource<path>``. CORS preflights
-    and non-HTTP scopes (lifespan) pass through untouched.
+    answered by the wrapper at ``/.well-known/oauth-protected-resource<path>``. A request whose
+    ``Host`` ALLOWED_HOSTS refuses (Django's rule; ``X-Forwarded-Host`` is not read) gets 400: a
+    DPoP proof's ``htu`` and the challenges' ``resource_metadata=`` name only hosts served here.
+    CORS preflights on an allowed host and the lifespan pass through untouched. WebSocket
+    handshakes are refused (closed with 1008, never authenticated); other scope types raise.
     """
     scopes = tuple(required_scopes)
 
     @sensitive_variables()  # its locals hold the request's headers
     async def protected(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+        if scope["type"] != "http":
+            await _not_http(app, scope, receive, send)
+            return
+        headers = _headers(scope)
+        origin = _request_origin(scope, headers)
+        path = scope.get("root_path", "") + scope["path"]
+        if origin is None or not path.startswith("/"):
+            body = {
+                "error": "invalid_request",
+                "error_description": "Invalid Host header or request path.",
+            }
+            await _send_json(send, 400, body)
+            return
+        if scope["method"] == "OPTIONS":
             await app(scope, receive, send)
             return
         target = resource or obo_settings.resource
         if scope["method"] in ("GET", "HEAD") and _is_metadata_path(scope, target):
             await _send_json(send, 200, build_metadata(target), _metadata_headers())
             return
-        headers = _headers(scope)
         send = dpop_nonce.asgi_send(send, "dpop" in headers)  # refusals and the app's answers
-        url = _request_url(scope, headers)
+        url = origin + path
         try:
             verified = await averify(
                 headers.get("authorization"),
@@ -180,7 +218,7 @@ def protect(
             shown = None if isinstance(error, MissingCredentials) else error
             logger.info("Rejected %s credentials: %s", error.error, error.description)
             header = challenge_for(
-                url, shown, scopes=scopes, resource_metadata=challenge_url(url, target)
+                url, shown, scopes=scopes, resource_metadata=challenge_url(origin, target)
             )
             body = {"error": error.error, "error_description": error.description}
             await _send_json(send, error.status_code, body, [(b"www-authenticate", header)])
@@ -190,13 +228,11 @@ def protect(
             body = {"error": error.error, "error_description": error.description}
             await _send_json(send, 503, body, [(b"retry-after", "30")])
             return
-        path = scope.get("root_path", "") + scope["path"]
-        missing = [s for s in scopes if s not in verified.scopes]
+        missing = await _audit_scopes(verified, scope["method"], path, scopes)
         if missing:
             description = f"Missing scope(s): {' '.join(missing)}."
-            await _audit(verified, scope["method"], path, audit.DENIED, INSUFFICIENT_SCOPE)
             header = challenges.from_settings(
-                resource_metadata=challenge_url(url, target),
+                resource_metadata=challenge_url(origin, target),
                 error=INSUFFICIENT_SCOPE,
                 error_description=description,
                 scope=" ".join(scopes),
@@ -205,7 +241,6 @@ def protect(
             body = {"error": INSUFFICIENT_SCOPE, "error_description": description}
             await _send_json(send, 403, body, [(b"www-authenticate", header)])
             return
-        await _audit(verified, scope["method"], path, audit.ALLOWED, "")
         # What the SDK's own auth middleware would leave: the user (the SDK binds each session to
         # its creator's principal, so another token cannot use it) and the context variable its
         # get_access_token() and our get_verified_token() read.
@@ -221,11 +256,37 @@ def protect(
     return protected
 
 
-def challenge_url(url: str, resource: str | None) -> str:
-    """The metadata URL ``protect`` serves for ``resource``, on the origin of ``url``."""
-    parts = urlsplit(url)
+def challenge_url(origin: str, resource: str | None) -> str:
+    """The metadata URL ``protect`` serves for ``resource``, on the request's (checked)
+    ``origin``, so a client is never pointed at a host it merely named."""
     path = urlsplit(resource).path.rstrip("/") if resource else ""
-    return f"{parts.scheme}://{parts.netloc}{METADATA_PREFIX}{path}"
+    return f"{origin}{METADATA_PREFIX}{path}"
+
+
+async def _not_http(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Only the lifespan reaches the app unauthenticated. A WebSocket handshake is refused (no
+    token checks run on it); any other scope type raises, as the ASGI spec asks of a protocol an
+    app does not understand."""
+    if scope["type"] == "lifespan":
+        await app(scope, receive, send)
+    elif scope["type"] == "websocket":
+        if (await receive())["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+    else:
+        raise ValueError(f"protect() refuses ASGI {scope['type']!r} connections.")
+
+
+async def _audit_scopes(
+    verified: VerifiedToken, method: str, path: str, required: Iterable[str]
+) -> list[str]:
+    """The ``required`` scopes ``verified`` lacks, after auditing the decision they make:
+    denied (``insufficient_scope``) when any is missing, else allowed."""
+    missing = [scope for scope in required if scope not in verified.scopes]
+    if missing:
+        await _audit(verified, method, path, audit.DENIED, INSUFFICIENT_SCOPE)
+    else:
+        await _audit(verified, method, path, audit.ALLOWED, "")
+    return missing
 
 
 async def _audit(
@@ -257,15 +318,24 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _request_url(scope: Scope, headers: dict[str, str]) -> str:
-    """The URL the client used (for DPoP ``htu``): scheme, Host header, root path and path."""
-    scheme = scope.get("scheme", "http")
+def _request_origin(scope: Scope, headers: dict[str, str]) -> str | None:
+    """``scheme://host`` the client used (for DPoP ``htu`` and ``resource_metadata=``): the
+    ``Host`` header, else the server's address; None when :func:`_allowed_host` refuses it."""
     host = headers.get("host")
     if not host:
         server = scope.get("server") or ("localhost", None)
         host = f"{server[0]}:{server[1]}" if server[1] else server[0]
-    path = scope.get("root_path", "") + scope["path"]
-    return f"{scheme}://{host}{path}"
+    return f"{scope.get('scheme', 'http')}://{host}" if _allowed_host(host) else None
+
+
+def _allowed_host(host: str) -> bool:
+    """Django's ``get_host`` check: a well-formed host that ALLOWED_HOSTS (with its DEBUG default)
+    accepts, as the DRF path requires through ``request.build_absolute_uri()``."""
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = list(DEBUG_HOSTS)
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 def _is_metadata_path(scope: Scope, resource: str | None) -> bool:

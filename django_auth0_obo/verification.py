@@ -151,11 +151,15 @@ def challenge_for(
 
 def metadata_url(url: str, resource: str | None = None) -> str | None:
     """Where the metadata of ``resource`` (default RESOURCE) is served for a request to ``url``:
-    :func:`challenges.metadata_path` on the request's own origin."""
+    :func:`challenges.metadata_path` on the request's own origin; None when ``url`` has no
+    parsable origin (a caller-built URL with a malformed host), so the refusal still goes out."""
     path = challenges.metadata_path(resource)
     if path is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

@@ -36,7 +36,7 @@ def build_mcp_server(*, native: bool) -> MCPServer:
     if native:
         server = MCPServer(
             "calendar",
-            token_verifier=Auth0TokenVerifier(),
+            token_verifier=Auth0TokenVerifier(required_scopes=MCP_SCOPES),
             auth=auth_settings(required_scopes=MCP_SCOPES),
         )
     else:

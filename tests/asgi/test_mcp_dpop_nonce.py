@@ -10,7 +10,7 @@ from django.db import connection
 
 from django_auth0_obo import dpop_nonce
 from django_auth0_obo.testing import DPoPKey, LocalTenant
-from tests.asgi.test_mcp_protect import RESOURCE, call
+from tests.asgi.test_mcp_protect import HOST, RESOURCE, call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,6 +19,7 @@ URL = "https://api.example.com/mcp"
 
 @pytest.fixture
 def tenant(auth0_tenant: LocalTenant, settings: Any) -> Any:
+    settings.ALLOWED_HOSTS = [HOST]
     settings.AUTH0_OBO = auth0_tenant.django_settings(
         audience=[RESOURCE], RESOURCE=RESOURCE, DPOP_NONCE=True
     )

@@ -173,3 +173,22 @@ def test_averify_checks_dpop_proofs_and_refuses_replays(
     with pytest.raises(AuthenticationError) as caught:
         asyncio.run(django_auth0_obo.averify(f"DPoP {token}", method="GET", url=URL, dpop=proof))
     assert caught.value.error == "invalid_dpop_proof"
+
+
+def _verify_in_a_loop(authorization: str | None, **kwargs: Any) -> VerifiedToken:
+    return asyncio.run(django_auth0_obo.averify(authorization, **kwargs))
+
+
+@pytest.mark.parametrize("entry", [django_auth0_obo.verify, _verify_in_a_loop])
+@pytest.mark.parametrize("authorization", [None, "Bearer abc.def.ghi"])
+def test_a_url_with_a_malformed_host_still_gets_the_refusal_not_a_value_error(
+    auth0_tenant: LocalTenant, settings: Any, entry: Any, authorization: str | None
+) -> None:
+    """``urlsplit`` refuses ``api.example.com[``: the challenge then leaves out
+    ``resource_metadata=`` (no origin to point at) instead of raising ValueError."""
+    settings.AUTH0_OBO = {**settings.AUTH0_OBO, "RESOURCE": URL, "AUDIENCE": [URL]}
+    with pytest.raises(AuthenticationError) as caught:
+        entry(authorization, method="POST", url="https://api.example.com[/mcp")
+    header = caught.value.www_authenticate or ""
+    assert header.startswith("Bearer realm="), header
+    assert "resource_metadata=" not in header

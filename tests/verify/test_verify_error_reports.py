@@ -37,6 +37,7 @@ class Bug(RuntimeError):
 
 @pytest.fixture
 def token(auth0_tenant: LocalTenant, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    settings.ALLOWED_HOSTS = ["api.example.com"]  # protect() checks the Host
     settings.AUTH0_OBO = auth0_tenant.django_settings(audience=[RESOURCE], RESOURCE=RESOURCE)
     token = auth0_tenant.mint(audience=RESOURCE, scope="mcp:read")
     verify(f"Bearer {token}", method="POST", url=RESOURCE)  # keys warm: averify stays inline

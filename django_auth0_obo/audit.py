@@ -147,8 +147,17 @@ def decided(request: Request, error: BaseException | None = None) -> None:
             return
         if event.outcome != DENIED and not event.written:
             event.outcome = DENIED
-            event.reason = str(getattr(error, "default_code", "") or type(error).__name__)
+            event.reason = _error_code(error)
     settle(event)
+
+
+def _error_code(error: BaseException) -> str:
+    """The reason of a refusal by another permission class: the code DRF raised it with (a
+    permission's own ``code``, e.g. ``maintenance``), else the exception's default code."""
+    code = getattr(getattr(error, "detail", None), "code", None)
+    if not isinstance(code, str) or not code:
+        code = getattr(error, "default_code", "") or type(error).__name__
+    return storable(str(code))
 
 
 def mark_denied(request: Request, reason: str) -> None:

@@ -19,6 +19,11 @@ front of the buffer and are written by a later flush, on a fresh connection, onc
 answers. The buffer is bounded by ``AUDIT_MAX_BUFFERED`` rows; past it, new rows are dropped with
 an ERROR log line per flush that counts them. With ``AUDIT_SYNC`` each row is written by the caller
 before :func:`add` returns, as 0.1 did (it still falls back to the buffer when the write fails).
+
+No row is ever written inside a transaction its caller opened (``transaction.atomic()`` around an
+exchange that fails, say): rolling that transaction back would take the row with it, though the
+buffer counted it as written. On such a connection :func:`add` and :func:`flush` leave the rows
+queued, and the writer thread writes them on its own connection, outside that transaction.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ class AuditBuffer:
                         self._by_identity[identity] = row
             pending = len(self._rows)
         if obo_settings.AUDIT_SYNC:
-            self.flush()
+            self.flush()  # inside its caller's transaction it writes nothing: the writer will
             if len(self):  # refused: the writer thread retries
                 self._ensure_writer()
             return
@@ -138,8 +143,12 @@ class AuditBuffer:
     def flush(self) -> int:
         """Write every buffered row now, in batches; return how many rows were written.
 
-        Rows a failing database refused stay buffered (in order) for the next flush.
+        Rows a failing database refused stay buffered (in order) for the next flush. Called
+        inside a transaction of its caller's, it writes nothing: the writer thread will.
         """
+        if _in_callers_transaction():
+            self._ensure_writer()
+            return 0
         with self._writing:
             with self._lock:
                 rows, self._rows, self._hits = self._rows, [], {}
@@ -237,8 +246,23 @@ def _alias() -> str:
     return router.db_for_write(DelegationEvent)
 
 
+def _in_callers_transaction() -> bool:
+    """Whether this thread's audit connection is inside a transaction its caller opened (an
+    ``atomic`` block, or autocommit turned off), which a write there would belong to.
+
+    The blocks Django's ``TestCase`` (and so pytest-django's ``django_db``) opens around a test
+    do not count, so tests still read their rows at once: this mirrors Django's own check for
+    ``atomic(durable=True)`` in ``Atomic.__enter__`` (``atomic_blocks[-1]._from_testcase``)."""
+    connection = connections[_alias()]
+    if connection.in_atomic_block:
+        blocks = connection.atomic_blocks
+        return not (blocks and getattr(blocks[-1], "_from_testcase", False))  # private: no stub
+    # No I/O: without a connection there is no transaction, and with one this only reads it.
+    return connection.connection is not None and not connection.get_autocommit()
+
+
 def _write_batch(rows: list[dict[str, Any]]) -> None:
-    """One ``bulk_create`` in its own transaction (a savepoint inside the caller's)."""
+    """One ``bulk_create`` in its own transaction (a savepoint only inside a test case's)."""
     from django_auth0_obo.models import DelegationEvent
 
     alias = _alias()

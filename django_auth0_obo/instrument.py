@@ -110,7 +110,7 @@ def permission_denied(original: Any, request: Request, message: Any, code: str |
     """Step 3: raise our refusal when one of ours refused; else DRF's own answer."""
     if request.authenticators and not request.successful_authenticator:
         return original(request, message=message, code=code)
-    refusal = _pick_refusal(request, code)
+    refusal = _pick_refusal(request, message, code)
     if refusal is None:
         return original(request, message=message, code=code)
     raise refusal_exception(request, refusal)
@@ -156,12 +156,21 @@ def _view_of(request: Request) -> Any:
     return (getattr(request, "parser_context", None) or {}).get("view")
 
 
-def _pick_refusal(request: Request, code: str | None) -> Refusal | None:
+def _pick_refusal(request: Request, message: Any, code: str | None) -> Refusal | None:
+    """The refusal of ours that DRF is reporting, or None when another permission refused.
+
+    DRF passes the refusing permission's ``message`` and ``code``: ours set both, so a code
+    names our refusal. An ``&`` / ``|`` / ``~`` composite has neither, so its refusal is ours
+    (the first one recorded). A permission that has either but no code of ours is another
+    app's, refusing after ours were overridden (``[AllowedActors | IsAuthenticated, DenyAll]``):
+    DRF's own answer is the right one, not a refusal the ``|`` already set aside."""
     refusals: list[Refusal] = getattr(request._request, REFUSALS_ATTRIBUTE, None) or []
     for refusal in reversed(refusals):
         if refusal.code == code:
             return refusal
-    return refusals[0] if refusals else None
+    if not refusals or message is not None or code is not None:
+        return None
+    return refusals[0]
 
 
 def _used_scheme_mode(request: Request) -> str | None:

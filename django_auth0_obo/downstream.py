@@ -10,6 +10,9 @@ guide asks of the caller, so views need not:
   a proof carrying that nonce (remembered per downstream origin for later calls);
 - when it answers 401 ``invalid_token`` (revoked, keys rotated), drops the cached token, exchanges
   afresh and retries once;
+- acts only on answers from the origin the request was sent to: a redirect hop to another
+  server (requests and httpx drop ``Authorization`` there) never makes it retry, so neither a
+  fresh token nor a proof is ever sent to a host the caller did not name;
 - refuses to send an unbound token when a bound one was asked for (``require_dpop``, on by
   default when ``DPOP_CLIENT_KEY`` is set): the tenant silently issues a Bearer token when the
   downstream API does not enable sender-constraining, and the guide says not to forward it.
@@ -78,7 +81,8 @@ def forget_cached_token(token: str | VerifiedToken, audience: str, scope: str | 
 class DownstreamCall:
     """One logical downstream call: the token to send, its headers, and what a 401 means."""
 
-    def __init__(self, auth: DownstreamAuth) -> None:
+    def __init__(self, auth: DownstreamAuth, url: str) -> None:
+        self.origin = origin(url)
         self.token = auth.token
         self.audience = auth.audience
         self.scope = auth.scope
@@ -131,6 +135,8 @@ class DownstreamCall:
     def next_step(self, url: str, status: int, headers: Any) -> str | None:
         """After an answer: ``"nonce"`` (retry with the nonce given), ``"refresh"`` (exchange
         afresh, retry) or None (hand the answer to the caller)."""
+        if origin(url) != self.origin:  # a redirect hop elsewhere: never re-authorize it
+            return None
         nonce = headers.get(NONCE_HEADER)
         if nonce and self.bound:
             with _nonce_lock:
@@ -170,8 +176,9 @@ class DownstreamAuth:
         self.scope = scope
         self.require_dpop = require_dpop
 
-    def new_call(self) -> DownstreamCall:
-        return DownstreamCall(self)
+    def new_call(self, url: str) -> DownstreamCall:
+        """The call to ``url``: only answers from its origin are acted on."""
+        return DownstreamCall(self, url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} audience={self.audience!r} scope={self.scope!r}>"
@@ -182,7 +189,7 @@ class OnBehalfOf(DownstreamAuth, AuthBase):
 
     @sensitive_variables()
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        call = self.new_call()
+        call = self.new_call(request.url or "")
         call.exchange()
         request.headers.update(call.headers(request.method or "GET", request.url or ""))
         request.register_hook("response", _RetryHook(call))  # type: ignore[no-untyped-call]

@@ -22,12 +22,12 @@ class HttpxOnBehalfOf(DownstreamAuth, httpx.Auth):
     requires_request_body = True
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        call = self.new_call()
+        call = self.new_call(str(request.url))
         call.exchange()
         while True:
             _apply(call, request)
             response = yield request
-            step = call.next_step(str(request.url), response.status_code, response.headers)
+            step = _next_step(call, response)
             if step is None:
                 return
             if step == "refresh":
@@ -36,16 +36,22 @@ class HttpxOnBehalfOf(DownstreamAuth, httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        call = await run_in_worker(self.new_call)
+        call = await run_in_worker(self.new_call, str(request.url))
         await run_in_worker(call.exchange)
         while True:
             await run_in_worker(_apply, call, request)
             response = yield request
-            step = call.next_step(str(request.url), response.status_code, response.headers)
+            step = _next_step(call, response)
             if step is None:
                 return
             if step == "refresh":
                 await run_in_worker(call.refresh)
+
+
+def _next_step(call: DownstreamCall, response: httpx.Response) -> str | None:
+    """What to do after ``response``; judged by where it came from, which after redirects
+    (followed inside the flow) may be another origin than the request's."""
+    return call.next_step(str(response.request.url), response.status_code, response.headers)
 
 
 def _apply(call: DownstreamCall, request: httpx.Request) -> None:

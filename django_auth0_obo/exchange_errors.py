@@ -69,13 +69,21 @@ OWN_CONFIGURATION_ERRORS = frozenset(
     }
 )
 
-#: Codes of our own transport failures (see :mod:`.token_endpoint`).
+#: Codes of our own transport failures (:class:`TransportFailure`, see :mod:`.token_endpoint`).
 _TRANSPORT = {
     "timeout": (504, "tenant_timeout"),
     "connection_error": (502, "tenant_unreachable"),
     "invalid_response": (502, "invalid_response"),
 }
 _GENERIC_DESCRIPTION = "The authorization server could not complete the token exchange."
+
+
+class TransportFailure(TokenExchangeError):
+    """No usable answer from the token endpoint: none in time, unreachable, or one we cannot read.
+
+    Raised only by the exchange client itself, so :func:`describe` knows it by type: the tenant
+    can put any ``error`` in a refusal, ``"timeout"`` included, and that stays a refusal.
+    """
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,8 @@ def describe(error: TokenExchangeError) -> ExchangeFailure:
     status, code = error.status_code, error.error
     if status == 429:
         return _unavailable(error, "rate_limited")
-    if code in _TRANSPORT:
-        answer_status, stable = _TRANSPORT[code]
+    if isinstance(error, TransportFailure):
+        answer_status, stable = _TRANSPORT.get(code, (502, "invalid_response"))
         return ExchangeFailure(answer_status, stable, code, error.error_description)
     if error.connection is not None and _not_linked(code):
         return ExchangeFailure(

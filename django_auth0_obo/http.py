@@ -35,6 +35,8 @@ USER_AGENT = "django-auth0-obo"
 #: Largest answer read from the tenant when the caller names no cap (bytes).
 DEFAULT_MAX_BYTES = 1024 * 1024
 _CHUNK = 16 * 1024
+#: Most digits read in a ``Content-Length`` (an exabyte); a longer one is junk, not a length.
+_MAX_LENGTH_DIGITS = 18
 
 _local_pid: int | None = None
 _session: requests.Session | None = None
@@ -48,6 +50,22 @@ class DeadlineExceeded(requests.Timeout):
 
 class ResponseTooLarge(requests.RequestException):
     """The tenant's answer is larger than the caller's cap; it was not read to the end."""
+
+
+class MalformedResponse(requests.RequestException):
+    """The tenant's answer cannot be framed (a ``Content-Length`` that is not a number): RFC 9112
+    §6.3 says to discard it, so it is not read."""
+
+
+def ascii_integer(value: str, max_digits: int) -> int | None:
+    """``value`` as an integer when it is 1 to ``max_digits`` ASCII digits, else None.
+
+    Not ``str.isdigit`` alone: it also accepts ``"²"`` (a latin-1 header can carry it), which
+    ``int`` refuses, and ``int`` refuses more than 4300 digits; both would escape as ValueError.
+    """
+    if not (value.isascii() and value.isdigit()) or len(value) > max_digits:
+        return None
+    return int(value)
 
 
 class _Deadline:
@@ -161,7 +179,8 @@ def tenant_request(
 
     The returned response's body is already read (``.content``, ``.json()`` and
     ``iter_content`` work without touching the network). Raises :class:`DeadlineExceeded`,
-    :class:`ResponseTooLarge` past ``max_bytes``, or requests' own errors.
+    :class:`ResponseTooLarge` past ``max_bytes``, :class:`MalformedResponse`, or requests' own
+    errors.
     """
     timeout = float(obo_settings.HTTP_TIMEOUT)
     kwargs.setdefault("timeout", timeout)
@@ -188,9 +207,12 @@ def tenant_request(
 
 
 def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise ResponseTooLarge(f"The answer declares {declared} bytes, over {max_bytes}.")
+    declared = response.headers.get("Content-Length")
+    length = None if declared is None else ascii_integer(declared, _MAX_LENGTH_DIGITS)
+    if declared is not None and length is None:
+        raise MalformedResponse("The answer's Content-Length is not a number.")
+    if length is not None and length > max_bytes:
+        raise ResponseTooLarge(f"The answer declares {length} bytes, over {max_bytes}.")
     body = bytearray()
     for chunk in response.iter_content(_CHUNK):
         body += chunk

@@ -235,7 +235,9 @@ class TokenMemo:
     An entry lives ``TOKEN_MEMO_TTL`` seconds at most and never past its token's serving time.
     The generation (a random value under :data:`GENERATION_KEY` in ``CACHE_ALIAS``) is read at
     most once per :data:`GENERATION_CHECK_INTERVAL`; a changed or unreadable value empties the
-    memo, and an unreadable one keeps it off until the cache answers again.
+    memo, and an unreadable one keeps it off until the cache answers again. A token is kept only
+    if the generation has not moved since before the SELECT that read it, so a row read just
+    before a revocation is not memoized after the memo was emptied for it.
     """
 
     def __init__(self) -> None:
@@ -254,17 +256,30 @@ class TokenMemo:
         hit_counter.record(alias, key)
         return token
 
-    def put(self, key: str, token: IssuedToken, alias: str, margin: float) -> None:
+    @property
+    def generation(self) -> str | None:
+        """The generation as this process last read it: taken before the SELECT of a token
+        that :meth:`put` may keep."""
+        return self._generation
+
+    def put(
+        self, key: str, token: IssuedToken, alias: str, margin: float, generation: str | None
+    ) -> None:
+        """Keep ``token``, read under ``generation``, unless the generation has moved since: a
+        row read before a revocation must not outlive it here."""
         ttl = float(obo_settings.TOKEN_MEMO_TTL)
         if not ttl or not self._current():
             return
         serving = token.cached_until - margin - time.time()
-        if serving > 0:
-            self._entries.put(key, (token, alias), time.monotonic() + min(ttl, serving))
+        if serving <= 0:
+            return
+        with self._lock:  # the generation check clears entries under this lock too
+            if self._generation == generation:
+                self._entries.put(key, (token, alias), time.monotonic() + min(ttl, serving))
 
     def revoke(self) -> None:
-        """Forget every entry here and move the shared generation so other processes do too."""
-        self._entries.clear()
+        """Move the shared generation so other processes forget their entries, then forget
+        every entry here and read the new generation on next use (refusing older rows' puts)."""
         try:
             caches[obo_settings.CACHE_ALIAS].set(GENERATION_KEY, os.urandom(8).hex(), None)
         except Exception as error:  # the memo TTL still bounds how long others serve
@@ -273,6 +288,7 @@ class TokenMemo:
                 "stop serving the revoked tokens within TOKEN_MEMO_TTL.",
                 type(error).__name__,
             )
+        self.clear()
 
     def clear(self) -> None:
         self._entries.clear()
@@ -391,6 +407,8 @@ class _Attempt:
         self.alias = router.db_for_write(ExchangedToken)
         self.db_ok = True
         self.margin = float(obo_settings.TOKEN_CACHE_REFRESH_MARGIN)
+        #: Read before any SELECT: the memo keeps what they return only if it has not moved.
+        self.generation = memo.generation
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -436,7 +454,7 @@ class _Attempt:
             token_type=row.token_type,
             issued_token_type=row.issued_token_type,
         )
-        memo.put(self.key, token, self.alias, self.margin)
+        memo.put(self.key, token, self.alias, self.margin, self.generation)
         return token
 
     # -- the leader's path ---------------------------------------------------------------------
@@ -504,7 +522,7 @@ class _Attempt:
         if stored == 0:  # our lease lapsed or was revoked meanwhile: insert unless beaten
             stored = self._write(lambda qs: qs.create(key=self.key, **values))
         if stored:
-            memo.put(self.key, token, self.alias, self.margin)
+            memo.put(self.key, token, self.alias, self.margin, self.generation)
         return token
 
     # -- plumbing ------------------------------------------------------------------------------

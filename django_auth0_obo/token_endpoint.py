@@ -12,8 +12,9 @@ Framework-free apart from the settings object. What is retried, and why:
 
 The answer is not trusted blindly: the whole call has the ``HTTP_TIMEOUT`` deadline of
 :mod:`.http`, the answer is capped at :data:`MAX_ANSWER_BYTES` and its ``access_token`` at
-:data:`MAX_ACCESS_TOKEN_BYTES`, and ``token_type`` must be ``Bearer`` or ``DPoP`` (it becomes the
-scheme of an ``Authorization`` header); anything else is ``invalid_response``.
+:data:`MAX_ACCESS_TOKEN_BYTES` of printable ASCII, and ``token_type`` must be ``Bearer`` or
+``DPoP`` (both become an ``Authorization`` header); numbers are ASCII digits of bounded length,
+and JSON nested too deep to parse is malformed. Anything else is ``invalid_response``.
 
 Errors keep the tenant's ``error`` and ``error_description`` verbatim. Neither the form (it holds
 the subject token) nor the client secret is ever logged or put in an exception, and :func:`post`
@@ -39,10 +40,11 @@ from urllib.parse import quote_plus
 import requests
 from django.views.decorators.debug import sensitive_variables
 
-from django_auth0_obo import client_assertion, dpop, forwarded_ip
+from django_auth0_obo import client_assertion, dpop, forwarded_ip, jose
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.exceptions import ConfigurationError, TokenExchangeError
-from django_auth0_obo.http import ResponseTooLarge, tenant_request
+from django_auth0_obo.exchange_errors import TransportFailure
+from django_auth0_obo.http import MalformedResponse, ResponseTooLarge, ascii_integer, tenant_request
 
 logger = logging.getLogger("django_auth0_obo")
 
@@ -61,6 +63,10 @@ MAX_ACCESS_TOKEN_BYTES = 32 * 1024
 TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
 #: Longest wait (seconds) believed from ``Retry-After`` or ``x-ratelimit-reset``.
 MAX_BELIEVED_WAIT = 3600.0
+
+#: What an ``access_token`` may hold: printable ASCII without space. It becomes part of an
+#: ``Authorization`` header; CR/LF or a non-latin-1 character would fail every downstream call.
+_ACCESS_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 FormValue = str | Sequence[str]
 
@@ -153,12 +159,16 @@ def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenRespo
                 "POST", url, data=data, headers=headers, max_bytes=MAX_ANSWER_BYTES
             )
         except requests.Timeout as exc:
-            raise TokenExchangeError(
+            raise TransportFailure(
                 "timeout", "The token endpoint did not answer in time.", 504
             ) from exc
         except ResponseTooLarge as exc:
-            raise TokenExchangeError(
+            raise TransportFailure(
                 "invalid_response", "The token endpoint's answer is too large.", 502
+            ) from exc
+        except MalformedResponse as exc:
+            raise TransportFailure(
+                "invalid_response", "The token endpoint's answer is malformed.", 502
             ) from exc
         except requests.RequestException as exc:
             if not transient_retried:
@@ -166,7 +176,7 @@ def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenRespo
                 logger.info("Token endpoint unreachable (%s); retrying once.", type(exc).__name__)
                 _sleep(_backoff())
                 continue
-            raise TokenExchangeError(
+            raise TransportFailure(
                 "connection_error",
                 f"Cannot reach the token endpoint ({type(exc).__name__}).",
                 502,
@@ -206,7 +216,9 @@ def post(form: Mapping[str, FormValue], domain: str | None = None) -> TokenRespo
             raise TokenExchangeError(
                 error or "server_error", description, status, retry_after=retry_after(response)
             )
-        raise TokenExchangeError(error or "invalid_response", description, status)
+        if error is None:  # no OAuth error body: an answer we cannot read, not a refusal
+            raise TransportFailure("invalid_response", description, status)
+        raise TokenExchangeError(error, description, status)
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -237,46 +249,53 @@ def _retry_after_header(value: str) -> float | None:
 
 
 def _ratelimit_reset(value: str) -> float | None:
-    value = value.strip()
-    if not value.isdigit() or len(value) > 12:
+    reset = ascii_integer(value.strip(), 12)
+    return None if reset is None else reset - time.time()
+
+
+def _json(response: requests.Response) -> Any:
+    """The answer's JSON, or None when it is not strict JSON (or nested too deep to parse)."""
+    try:
+        return jose.loads(response.content)
+    except jose.JOSEError:
         return None
-    return int(value) - time.time()
 
 
 def _parse_success(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = _json(response)
     if not isinstance(body, dict):
-        raise TokenExchangeError(
+        raise TransportFailure(
             "invalid_response", "The token endpoint answered with malformed JSON.", 502
         )
     token = body.get("access_token")
     if not isinstance(token, str) or not token:
-        raise TokenExchangeError(
+        raise TransportFailure(
             "invalid_response", "The token endpoint's answer has no access_token.", 502
         )
     if len(token.encode("utf-8")) > MAX_ACCESS_TOKEN_BYTES:
-        raise TokenExchangeError(
+        raise TransportFailure(
             "invalid_response", "The token endpoint's access_token is too large.", 502
+        )
+    if not _ACCESS_TOKEN.fullmatch(token):
+        raise TransportFailure(
+            "invalid_response", "The token endpoint's access_token is not header-safe.", 502
         )
     token_type = body.get("token_type")
     canonical = TOKEN_TYPES.get(token_type.lower()) if isinstance(token_type, str) else None
     if canonical is None:
-        raise TokenExchangeError(
+        raise TransportFailure(
             "invalid_response", "The token endpoint's token_type is not Bearer or DPoP.", 502
         )
     body["token_type"] = canonical
     expires_in = body.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.strip().isdigit():
-        expires_in = int(expires_in)
+    if isinstance(expires_in, str):
+        expires_in = ascii_integer(expires_in.strip(), len(str(MAX_EXPIRES_IN)))
     if (
         isinstance(expires_in, bool)
         or not isinstance(expires_in, int | float)
         or not 0 <= expires_in <= MAX_EXPIRES_IN
     ):
-        raise TokenExchangeError(
+        raise TransportFailure(
             "invalid_response", "The token endpoint's answer has no valid expires_in.", 502
         )
     body["expires_in"] = int(expires_in)
@@ -296,10 +315,7 @@ def _parse_error(response: requests.Response) -> tuple[str | None, str]:
     ``error`` outside RFC 6749's character set or length counts as no code at all, and the
     description keeps only printable characters, cut at :data:`MAX_DESCRIPTION_CHARS`.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = _json(response)
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, str) and _ERROR_CODE.fullmatch(error):

@@ -164,6 +164,30 @@ REFUSALS: list[tuple[str, dict[str, Any] | None, dict[str, Any], int, str]] = [
     ),
     ("an answer that is not JSON", {"status": 200, "body": "garbage"}, {}, 502, "invalid_response"),
     ("an HTML 404", {"status": 404, "body": "<html>Not Found</html>"}, {}, 502, "invalid_response"),
+    (
+        "an error body nested too deep to parse",
+        {"status": 400, "body": "[" * 100_000},
+        {},
+        502,
+        "invalid_response",
+    ),
+    # The tenant's ``error`` is its own word, whatever it says: only our client's own failures
+    # are timeouts, unreachable tenants or unreadable answers.
+    ("a 403 saying timeout is a refusal", fault(403, "timeout"), {}, 403, "delegation_refused"),
+    (
+        "a 401 saying connection_error is a refusal",
+        fault(401, "connection_error"),
+        {},
+        403,
+        "delegation_refused",
+    ),
+    (
+        "a 400 saying invalid_response is a refusal",
+        fault(400, "invalid_response"),
+        {},
+        403,
+        "delegation_refused",
+    ),
     ("connection dropped twice", {"close": True, "times": 2}, {}, 502, "tenant_unreachable"),
 ]
 
@@ -308,6 +332,8 @@ def reset_in(seconds: int) -> str:
             3600,
             3600,
         ),
+        # http.client reads header bytes as latin-1: b"\xb2" arrives as "²", which isdigit().
+        ("a reset int() cannot read is ignored", {"x-ratelimit-reset": "\u00b2"}, 1, 1),
     ],
 )
 def test_a_rate_limited_exchange_is_a_503_with_retry_after(
@@ -347,6 +373,17 @@ def test_an_unavailable_tenant_that_says_when_is_a_503(tenant: LocalTenant) -> N
 
     assert (response.status_code, response.data["code"]) == (503, "tenant_error")
     assert response["Retry-After"] == "60"
+
+
+def test_an_unavailable_tenant_whose_reset_int_cannot_read_is_a_502(tenant: LocalTenant) -> None:
+    tenant.inject_fault(
+        "token",
+        **fault(503, "temporarily_unavailable", times=2, headers={"x-ratelimit-reset": "\u00b2"}),
+    )
+
+    response = answer(on_behalf_of(tenant))
+
+    assert (response.status_code, response.data["code"]) == (502, "tenant_error")
 
 
 def test_a_tenant_that_does_not_answer_in_time_is_a_504(tenant: LocalTenant, settings: Any) -> None:

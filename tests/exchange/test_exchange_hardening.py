@@ -6,7 +6,10 @@ Against the stand-in over real HTTPS; its faults make it slow, huge or wrong on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -19,7 +22,9 @@ from django_auth0_obo.exchange import (
     get_token_by_exchange_profile,
     get_token_on_behalf_of,
 )
+from django_auth0_obo.models import ExchangedToken
 from django_auth0_obo.testing import LocalTenant
+from django_auth0_obo.testing.server import Serving
 from tests.exchange_support import DOWNSTREAM, configure, user_token
 
 pytestmark = pytest.mark.django_db
@@ -115,8 +120,6 @@ def success(**changes: Any) -> dict[str, Any]:
 def test_oversized_answers_are_invalid_response_and_not_cached(
     tenant: LocalTenant, why: str, body: dict[str, Any]
 ) -> None:
-    from django_auth0_obo.models import ExchangedToken
-
     tenant.inject_fault("token", status=200, body=body)
 
     error = exchange_error(user_token(tenant))
@@ -125,12 +128,139 @@ def test_oversized_answers_are_invalid_response_and_not_cached(
     assert not ExchangedToken.objects.exists()
 
 
+# -- numbers, nesting and framing Python refuses to parse -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("why", "body"),
+    [
+        (
+            "a superscript expires_in: str.isdigit() takes it, int() not",
+            success(expires_in="\u00b2"),
+        ),
+        ("a 5000-digit expires_in: past int()'s 4300-digit limit", success(expires_in="9" * 5000)),
+        (
+            "an Arabic-Indic expires_in: int() reads it, OAuth does not",
+            success(expires_in="\u0663"),
+        ),
+        ("JSON nested too deep to parse, well under the size cap", "[" * 100_000),
+    ],
+)
+def test_answers_python_cannot_parse_are_invalid_response_not_a_crash(
+    tenant: LocalTenant, why: str, body: Any
+) -> None:
+    tenant.inject_fault("token", status=200, body=body)
+
+    error = exchange_error(user_token(tenant))
+
+    assert (error.error, error.status_code) == ("invalid_response", 502), why
+    assert not ExchangedToken.objects.exists()
+
+
+def test_an_expires_in_of_ascii_digits_in_a_string_is_still_accepted(tenant: LocalTenant) -> None:
+    tenant.inject_fault("token", status=200, body=success(expires_in=" 3600 "))
+
+    result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM)
+
+    assert 3590 <= result["expires_in"] <= 3600
+
+
+class _DeclaredLength(BaseHTTPRequestHandler):
+    """Answers ``{}`` declaring ``Content-Length: <declared>``, alone: the stand-in's own handler
+    always adds the true length, so it cannot send this framing."""
+
+    protocol_version = "HTTP/1.1"
+    declared = b""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.close_connection = True
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + self.declared + b"\r\n\r\n{}"
+        )
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+
+@contextlib.contextmanager
+def tenant_declaring(tenant: LocalTenant, settings: Any, declared: bytes) -> Iterator[str]:
+    """AUTH0_OBO pointed at a domain (real HTTPS, the stand-in's plumbing) whose every answer
+    declares ``declared`` as its length; yields its issuer."""
+    handler = type("Handler", (_DeclaredLength,), {"declared": declared})
+    serving = Serving.start(tenant.state, ("127.0.0.1", 0), name="bad-length", handler=handler)
+    try:
+        domain = f"127.0.0.1:{serving.port}"
+        configure(tenant, settings, DOMAIN=domain, TLS_CA_BUNDLE=str(serving.tls.ca_cert))
+        yield f"https://{domain}/"
+    finally:
+        serving.stop()
+
+
+BAD_LENGTHS = [
+    pytest.param(b"\xb2", id="a superscript digit: str.isdigit() takes it, int() not"),
+    pytest.param(b"9" * 5000, id="5000 digits: past int()'s 4300-digit limit"),
+    pytest.param(b"12abc", id="not a number (RFC 9112: discard the answer)"),
+]
+
+
+@pytest.mark.parametrize("declared", BAD_LENGTHS)
+def test_a_bogus_content_length_is_an_invalid_response(
+    tenant: LocalTenant, settings: Any, declared: bytes
+) -> None:
+    with tenant_declaring(tenant, settings, declared):
+        error = exchange_error(user_token(tenant))
+
+    assert (error.error, error.status_code) == ("invalid_response", 502)
+
+
+@pytest.mark.parametrize("declared", BAD_LENGTHS)
+def test_a_bogus_content_length_from_discovery_is_tenant_unavailable(
+    tenant: LocalTenant, settings: Any, caplog: pytest.LogCaptureFixture, declared: bytes
+) -> None:
+    with (
+        tenant_declaring(tenant, settings, declared) as issuer,
+        caplog.at_level(logging.WARNING, logger="django_auth0_obo"),
+        pytest.raises(TenantUnavailable),
+    ):
+        keys.get_keyset(issuer)
+
+    assert "MalformedResponse" in caplog.text
+
+
+# -- the access token itself --------------------------------------------------------------------
+
+
 def test_an_access_token_at_the_cap_is_accepted(tenant: LocalTenant) -> None:
     tenant.inject_fault("token", status=200, body=success(access_token="a" * 32 * 1024))
 
     result = get_token_on_behalf_of(user_token(tenant), DOWNSTREAM)
 
     assert len(result["access_token"]) == 32 * 1024
+
+
+@pytest.mark.parametrize(
+    ("why", "access_token"),
+    [
+        ("CR/LF would split the downstream call's headers", "abc\r\nX-Injected: 1"),
+        ("a space would end the token inside the header", "abc def"),
+        ("a control character", "abc\x00"),
+        ("not latin-1: no HTTP client can send it", "t\u20ac"),
+        ("latin-1 but not ASCII", "t\u00e9"),
+    ],
+)
+def test_an_access_token_unusable_in_a_header_is_invalid_response_and_not_cached(
+    tenant: LocalTenant, why: str, access_token: str
+) -> None:
+    tenant.inject_fault("token", status=200, body=success(access_token=access_token))
+
+    error = exchange_error(user_token(tenant))
+
+    assert (error.error, error.status_code) == ("invalid_response", 502), why
+    assert not ExchangedToken.objects.exists()
 
 
 # -- token_type ---------------------------------------------------------------------------------

@@ -51,7 +51,15 @@ def parse_success(body: bytes) -> dict | TokenExchangeError:
 @given(
     st.one_of(token_fields, json_values).map(lambda v: json.dumps(v).encode())
     | st.binary()
-    | st.sampled_from([b'{"access_token": "t", "expires_in": Infinity}', b'{"expires_in": NaN}'])
+    | st.sampled_from(
+        [
+            b'{"access_token": "t", "expires_in": Infinity}',
+            b'{"expires_in": NaN}',
+            b'{"access_token": "t", "token_type": "Bearer", "expires_in": "\xc2\xb2"}',
+            b'{"access_token": "t", "token_type": "Bearer", "expires_in": "' + b"9" * 5000 + b'"}',
+            b"[" * 100_000,
+        ]
+    )
 )
 def test_a_success_body_is_a_token_answer_or_a_502(body):
     parsed = parse_success(body)
@@ -60,9 +68,16 @@ def test_a_success_body_is_a_token_answer_or_a_502(body):
         assert (parsed.error, parsed.status_code) == ("invalid_response", 502)
     else:
         assert isinstance(parsed["access_token"], str)
-        assert parsed["access_token"]
+        assert re.fullmatch(r"[\x21-\x7e]+", parsed["access_token"])  # usable in a header
         assert isinstance(parsed["expires_in"], int)
         assert 0 <= parsed["expires_in"] <= token_endpoint.MAX_EXPIRES_IN
+
+
+def test_an_error_body_nested_too_deep_to_parse_yields_a_generic_description():
+    assert token_endpoint._parse_error(response(400, b"[" * 100_000)) == (
+        None,
+        "The token endpoint answered HTTP 400.",
+    )
 
 
 @given(st.integers(min_value=400, max_value=599), st.one_of(token_fields, json_values))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -169,6 +170,18 @@ def test_a_view_refusing_to_forward_an_unbound_token_answers_502_exchange_failed
     assert api.requests == []
 
 
+def test_a_token_unusable_in_a_header_fails_the_exchange_before_anything_is_sent(
+    tenant: LocalTenant, api: LocalResourceServer
+) -> None:
+    body = {"access_token": "abc\r\nX-Injected: 1", "token_type": "Bearer", "expires_in": 3600}
+    tenant.inject_fault("token", status=200, body=body)
+
+    with pytest.raises(TokenExchangeError) as caught:
+        call(tenant, api)
+    assert (caught.value.error, caught.value.status_code) == ("invalid_response", 502)
+    assert api.requests == []
+
+
 def test_an_unbound_token_may_be_sent_when_the_caller_says_so(
     bound: LocalTenant, api: LocalResourceServer
 ) -> None:
@@ -239,3 +252,63 @@ def test_the_httpx_twin_works_with_an_async_client(
 
     assert asyncio.run(main()) == [200, 200]
     assert bound.count("token") == 2
+
+
+# -- redirects to another origin ----------------------------------------------------------------
+
+
+@pytest.fixture
+def elsewhere(auth0_tenant: LocalTenant) -> Iterator[LocalResourceServer]:
+    """Another origin, which answers a request without a token 401 ``invalid_token``."""
+    with LocalResourceServer(auth0_tenant, DOWNSTREAM) as server:
+        yield server
+
+
+@pytest.fixture
+def both_cas(auth0_tenant: LocalTenant, elsewhere: LocalResourceServer, tmp_path: Any) -> str:
+    """One bundle trusting the stand-in (the redirecting API here) and the other origin."""
+    bundle = tmp_path / "cas.pem"
+    cas = (auth0_tenant.ca_bundle, elsewhere.ca_bundle)
+    bundle.write_text("".join(Path(path).read_text() for path in cas))
+    return str(bundle)
+
+
+def open_redirect(tenant: LocalTenant, target: str) -> str:
+    """A URL of the downstream API (played by the stand-in) that redirects to ``target``."""
+    tenant.inject_fault("/moved", status=302, headers={"Location": target}, times=None)
+    return f"{tenant.base_url}/moved"
+
+
+def schemes_seen(server: LocalResourceServer) -> list[tuple[str | None, int]]:
+    return [(r.scheme, r.status) for r in server.requests]
+
+
+@pytest.mark.parametrize("kind", ["tenant", "bound"])
+def test_a_401_from_another_origin_after_a_redirect_never_gets_a_fresh_token(
+    request: pytest.FixtureRequest, elsewhere: LocalResourceServer, both_cas: str, kind: str
+) -> None:
+    tenant: LocalTenant = request.getfixturevalue(kind)
+    url = open_redirect(tenant, elsewhere.url("/steal"))
+
+    response = requests.get(
+        url, auth=OnBehalfOf(user_token(tenant), DOWNSTREAM), verify=both_cas, timeout=10
+    )
+
+    assert response.status_code == 401  # the other origin's answer, handed to the caller
+    assert schemes_seen(elsewhere) == [(None, 401)]  # requests dropped Authorization; no retry
+    assert tenant.count("token") == 1  # and no fresh exchange on another server's word
+
+
+def test_the_httpx_twin_ignores_a_401_from_another_origin_after_a_redirect(
+    tenant: LocalTenant, elsewhere: LocalResourceServer, both_cas: str
+) -> None:
+    url = open_redirect(tenant, elsewhere.url("/steal"))
+    context = ssl.create_default_context(cafile=both_cas)
+
+    with httpx.Client(verify=context, follow_redirects=True) as client:
+        response = client.get(url, auth=HttpxOnBehalfOf(user_token(tenant), DOWNSTREAM))
+
+    assert response.status_code == 401
+    assert schemes_seen(elsewhere) == [(None, 401)]
+    assert tenant.count("/moved") == 1  # the call was not sent again
+    assert tenant.count("token") == 1

@@ -7,9 +7,11 @@ three real worker processes against a PostgreSQL database it creates and a Redis
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -168,3 +170,27 @@ def test_the_admins_revoke_action_moves_the_shared_generation(tenant, admin_clie
     assert not ExchangedToken.objects.exists()
     assert len(token_cache.memo) == 0
     assert caches["default"].get(token_cache.GENERATION_KEY) not in (None, before)
+
+
+def test_a_row_read_just_before_another_workers_revocation_is_not_memoized(tenant, monkeypatch):
+    """The only mock: another worker's revocation landing between this worker's SELECT and its
+    memo put, an ordering no server can be made to produce on demand."""
+    monkeypatch.setattr(token_cache, "GENERATION_CHECK_INTERVAL", 0)  # every use compares
+    subject = user_token(tenant)
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")
+    token_cache.memo.clear()  # this worker has not memoized it (another worker stored the row)
+    select = token_cache._Attempt._select
+
+    def select_then_revoked_elsewhere(attempt):
+        row = select(attempt)
+        monkeypatch.setattr(token_cache._Attempt, "_select", select)
+        ExchangedToken.objects.all().delete()  # what another worker's revoke_tokens does
+        caches["default"].set(token_cache.GENERATION_KEY, secrets.token_hex(8), None)
+        return row
+
+    monkeypatch.setattr(token_cache._Attempt, "_select", select_then_revoked_elsewhere)
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")  # the row read before: served
+    get_token_on_behalf_of(subject, DOWNSTREAM, "calendar:read")
+
+    assert tenant.count("token") == 2  # the revoked token was not served from the memo
+    assert len(token_cache.memo) == 1  # the fresh one is memoized as usual

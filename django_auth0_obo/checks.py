@@ -205,7 +205,50 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                     id="auth0_obo.W001",
                 )
             )
+        if conf["DPOP_MODE"] != "disabled":
+            errors.extend(_evicting_replay_cache(settings.CACHES[conf["CACHE_ALIAS"]]))
     return errors
+
+
+#: Django's cache backends that drop entries before they expire: the database and file caches
+#: cull at MAX_ENTRIES (a third of them, by default), Memcached evicts the least recently used.
+CULLING_BACKENDS = ("db.DatabaseCache", "filebased.FileBasedCache")
+MEMCACHED_BACKENDS = "django.core.cache.backends.memcached."
+
+
+def _evicting_replay_cache(cache: dict[str, Any]) -> list[CheckMessage]:
+    """W005: DPoP replay records on a cache that can evict them before their window ends.
+
+    An evicted record lets its proof be accepted again, and any client can fill the cache with
+    records of its own proofs. LocMemCache is safe (its records stay in the process, see
+    :mod:`.replay`) and so is Redis with ``maxmemory-policy noeviction``, which no check can read
+    without connecting to it. A culling cache given a MAX_ENTRIES of at least what one process
+    keeps in memory (``replay.MAX_LOCAL_RECORDS``) is taken as sized for the window.
+    """
+    from django_auth0_obo.replay import MAX_LOCAL_RECORDS
+
+    backend = cache.get("BACKEND", "")
+    if backend.startswith(MEMCACHED_BACKENDS):
+        why = "Memcached evicts the least recently used items when it is full"
+    elif backend.endswith(CULLING_BACKENDS):
+        options = cache.get("OPTIONS") or {}
+        max_entries = options.get("MAX_ENTRIES", 300)  # Django's default
+        if isinstance(max_entries, int) and max_entries >= MAX_LOCAL_RECORDS:
+            return []
+        why = f"it culls entries once it holds MAX_ENTRIES ({max_entries})"
+    else:
+        return []
+    return [
+        _warning(
+            "DPoP replay records can be evicted before their window ends: "
+            f"{why}, so a client sending enough proofs of its own gets a captured proof "
+            "accepted again.",
+            5,
+            "Point CACHE_ALIAS at Redis with maxmemory-policy noeviction, or at a dedicated "
+            f"cache alias whose OPTIONS MAX_ENTRIES (at least {MAX_LOCAL_RECORDS}) is well "
+            "above the proofs expected per window (DPOP_IAT_OFFSET + DPOP_IAT_LEEWAY seconds).",
+        )
+    ]
 
 
 def _warning(msg: str, id_: int, hint: str | None = None) -> Warning:

@@ -51,6 +51,9 @@ MAX_CACHED_HEADER_LENGTH = 2048
 
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+#: Characters whose escapes are decoded when htu is compared: unreserved, and the ones a path
+#: segment may hold literally besides them (RFC 3986 ``pchar``). Never ``/``, ``?``, ``#``, ``%``.
+_COMPARED_LITERALLY = _UNRESERVED | frozenset(":@!$&'()*+,;=")
 #: Characters a path may hold unescaped (RFC 3986 ``pchar`` and ``/``), plus existing escapes.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -62,17 +65,32 @@ NonceCheck = str | Callable[[str | None], bool] | None
 
 
 def normalize_htu(url: str) -> str:
-    """``url`` as compared for ``htu``: no query or fragment, scheme and host lower-case,
+    """``url`` as sent in ``htu``: no query or fragment, scheme and host lower-case,
     default port dropped, unreserved characters unescaped, other escapes upper-case, dot
     segments removed, empty path ``/``. Raises ValueError for anything but an http(s) URL."""
+    return _normalized(url, compare=False)
+
+
+def comparable_htu(url: str) -> str:
+    """:func:`normalize_htu`, with escapes of the path's ``:@!$&'()*+,;=`` decoded too: the form
+    in which a proof's ``htu`` and the request URL are compared (and the replay record named).
+
+    Django escapes ``;`` and ``=`` in the URL it builds (``escape_uri_path``) where clients
+    write them literally, and it decodes the path before routing, so this server cannot tell
+    ``;`` from ``%3B`` anyway. ``%2F`` stays escaped: it would change the path's segments.
+    """
+    return _normalized(url, compare=True)
+
+
+def _normalized(url: str, *, compare: bool) -> str:
     base = url.partition("#")[0].partition("?")[0]
     if len(base) > MAX_CACHED_URL_LENGTH:  # keep the memo small whatever clients send
-        return _normalize_base.__wrapped__(base)
-    return _normalize_base(base)
+        return _normalize_base.__wrapped__(base, compare)
+    return _normalize_base(base, compare)
 
 
 @lru_cache(maxsize=1024)
-def _normalize_base(url: str) -> str:
+def _normalize_base(url: str, compare: bool) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
@@ -83,7 +101,7 @@ def _normalize_base(url: str) -> str:
     port = parts.port
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         host = f"{host}:{port}"
-    path = _PERCENT_ESCAPE.sub(_normalize_escape, parts.path)
+    path = _PERCENT_ESCAPE.sub(_compare_escape if compare else _normalize_escape, parts.path)
     path = _remove_dot_segments(quote(path, safe=_PATH_SAFE)) or "/"
     return urlunsplit((scheme, host, path, "", ""))
 
@@ -91,6 +109,11 @@ def _normalize_base(url: str) -> str:
 def _normalize_escape(match: re.Match[str]) -> str:
     char = chr(int(match.group(1), 16))
     return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+
+def _compare_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _COMPARED_LITERALLY else f"%{match.group(1).upper()}"
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -188,8 +211,8 @@ def verify_proof(
     if nonce is not None:
         _check_nonce(claims.get("nonce"), nonce)
     # The replay record is asked for before the signature is checked and its answer read after,
-    # so the round trip to a shared cache overlaps the signature check (see replay.claim_proof,
-    # which says why a record left by a forged proof is harmless).
+    # so the round trip to a shared cache overlaps the signature check (see replay.claim_proof
+    # on what a record left by a forged proof can and cannot do).
     with replay.claim_proof(public.jkt, htu, jti) as claim:
         if not jose.verify(alg, public.key, header_b64 + b"." + payload_b64, signature):
             raise InvalidDPoPProof("DPoP proof signature is invalid.")
@@ -235,12 +258,12 @@ def _decode_segment(segment: bytes) -> dict[str, Any] | None:
 
 
 def _check_htu(htu: Any, url: str) -> str:
-    """Return the normalised request URL when the proof's ``htu`` names it."""
+    """Return the request URL, as compared (:func:`comparable_htu`), when ``htu`` names it."""
     if not isinstance(htu, str):
         raise InvalidDPoPProof("DPoP proof htu is missing.")
     try:
-        expected = normalize_htu(url)
-        matches = normalize_htu(htu) == expected
+        expected = comparable_htu(url)
+        matches = comparable_htu(htu) == expected
     except ValueError:
         matches = False
     if not matches:

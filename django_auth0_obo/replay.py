@@ -10,6 +10,14 @@ backend it is ``cache.add``, atomic on local memory, Memcached and the database 
 way the key is the cache's own (``KEY_PREFIX``, version) around a SHA-256 digest: no proof,
 token or client-chosen string is ever used as a key. Any cache failure refuses the request.
 
+A record evicted before its window ends lets the proof it stands for be accepted again, and any
+client can fill a cache with records of its own proofs. So when CACHE_ALIAS is a LocMemCache
+(which culls a third of its entries at MAX_ENTRIES, 300 by default) the records stay in this
+process instead (:class:`LocalRecords`, per-process like that cache): never evicted before they
+expire, and when it is full of live records, new proofs are refused. Redis must not evict them
+either (``maxmemory-policy noeviction``); Memcached, DatabaseCache and FileBasedCache can, which
+system check W005 reports.
+
 The check comes in two steps, :func:`claim_proof` then :meth:`ProofClaim.result`: the SET NX is
 sent first and its reply read afterwards, so the verifier checks the proof's signature (an ES256
 verification costs about as much as the round trip) while Redis answers. The reply owed in
@@ -23,9 +31,12 @@ import hashlib
 import logging
 import os
 import threading
+import time
+from collections import deque
 from typing import Any
 
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.signals import setting_changed
 
@@ -35,6 +46,9 @@ from django_auth0_obo.exceptions import TenantUnavailable
 logger = logging.getLogger("django_auth0_obo")
 
 KEY_PREFIX = "auth0_obo:dpop:jti:"
+#: Records :class:`LocalRecords` holds at most: 3,000 proofs a second over the default window of
+#: 330 s, more than one process verifies; about 150 MB when full.
+MAX_LOCAL_RECORDS = 1_000_000
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -42,6 +56,8 @@ _clients_lock = threading.Lock()
 #: ``caches[alias]`` (a per-thread lookup through asgiref's ``Local``) is skipped. Other
 #: backends are looked up per call: their clients need not be thread-safe.
 _redis_backends: dict[str, RedisCache] = {}
+#: The aliases seen to be a LocMemCache: their records go to :data:`local_records`.
+_local_aliases: set[str] = set()
 
 
 class _Held(threading.local):
@@ -58,10 +74,15 @@ _held = _Held()
 _generation = 0
 
 
-def replay_key(jkt: str, htu: str, jti: str) -> str:
-    """The cache key for one proof: a digest of (key thumbprint, normalised htu, jti)."""
+def record_digest(jkt: str, htu: str, jti: str) -> bytes:
+    """SHA-256 of (key thumbprint, normalised htu, jti): what identifies one proof's record."""
     material = "\x00".join((jkt, htu, jti)).encode("utf-8", "surrogatepass")
-    return KEY_PREFIX + hashlib.sha256(material).hexdigest()
+    return hashlib.sha256(material).digest()
+
+
+def replay_key(jkt: str, htu: str, jti: str) -> str:
+    """The cache key for one proof: its :func:`record_digest` in hex."""
+    return KEY_PREFIX + record_digest(jkt, htu, jti).hex()
 
 
 def remember_proof(jkt: str, htu: str, jti: str) -> bool:
@@ -82,26 +103,34 @@ def claim_proof(jkt: str, htu: str, jti: str) -> ProofClaim:
     ``result``. Use it as a context manager: leaving the block reads (or drops the connection
     on) a reply nobody asked for.
 
-    The record is written before the caller knows the signature is good, so a forged proof may
-    leave one. That is harmless: the key digests the thumbprint of the key the token is bound to
-    (checked before this call), the normalised htu and the proof's ``jti``, so a forged record
-    can only refuse that ``jti`` for that key and URL — and only the key holder chooses its
-    ``jti``s, unpredictably. Whoever has seen a real proof can spend its ``jti`` by replaying it.
+    On Redis the record is written before the caller knows the signature is good, so a forged
+    proof may leave one. It cannot refuse anyone else's proof: the key digests the thumbprint of
+    the key the token is bound to (checked before this call), the normalised htu and the proof's
+    ``jti``, and only the key holder chooses its ``jti``s, unpredictably. But it takes room, as
+    every record does, and costs its sender no signature: a store that evicts records before
+    their window ends can be made to drop a real proof's record, which is then accepted again.
+    So Redis must not evict (``maxmemory-policy noeviction``: a full Redis refuses the write, and
+    the request fails closed).
     """
     claim = ProofClaim(obo_settings.CACHE_ALIAS)
     try:
-        key = replay_key(jkt, htu, jti)
         timeout = obo_settings.DPOP_IAT_OFFSET + obo_settings.DPOP_IAT_LEEWAY
         redis = _redis_backends.get(claim.alias)
         if redis is not None:
-            claim._send(redis, key, timeout)
+            claim._send(redis, replay_key(jkt, htu, jti), timeout)
+            return claim
+        if claim.alias in _local_aliases:
+            claim._local = (record_digest(jkt, htu, jti), timeout)
             return claim
         cache = caches[claim.alias]
         if isinstance(cache, RedisCache):
             _redis_backends[claim.alias] = cache
-            claim._send(cache, key, timeout)
+            claim._send(cache, replay_key(jkt, htu, jti), timeout)
+        elif isinstance(cache, LocMemCache):  # it would cull live records: kept here instead
+            _local_aliases.add(claim.alias)
+            claim._local = (record_digest(jkt, htu, jti), timeout)
         else:
-            claim._add = (cache, key, timeout)
+            claim._add = (cache, replay_key(jkt, htu, jti), timeout)
     except Exception as error:  # settings or backend broken: result() fails closed
         claim._error = error
     return claim
@@ -116,11 +145,22 @@ class ProofClaim:
     claim answers nothing), and a new claim first settles one its thread left open.
     """
 
-    __slots__ = ("_add", "_command", "_connection", "_error", "_owed", "_pid", "_settled", "alias")
+    __slots__ = (
+        "_add",
+        "_command",
+        "_connection",
+        "_error",
+        "_local",
+        "_owed",
+        "_pid",
+        "_settled",
+        "alias",
+    )
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
-        self._add: tuple[Any, str, float] | None = None  # a non-Redis backend's cache.add
+        self._add: tuple[Any, str, float] | None = None  # another backend's cache.add
+        self._local: tuple[bytes, float] | None = None  # a LocMemCache alias: local_records.add
         self._command: list[bytes] = []  # the SET NX, packed once for the send and a resend
         self._connection: Any = None  # Redis: this thread's connection
         self._owed = False  # the SET NX went out and its reply is unread
@@ -155,6 +195,8 @@ class ProofClaim:
             self._settled = True
             if self._error is not None:
                 raise self._error
+            if self._local is not None:
+                return local_records.add(*self._local)
             if self._add is not None:
                 cache, key, timeout = self._add
                 return bool(cache.add(key, 1, timeout))
@@ -211,6 +253,88 @@ class ProofClaim:
         self.close()
 
 
+class ReplayStoreFull(Exception):
+    """:class:`LocalRecords` holds MAX_LOCAL_RECORDS live records: a new proof is refused."""
+
+
+class LocalRecords:
+    """Replay records kept in this process: record digest -> expiry (``time.time()``).
+
+    Records are never evicted before they expire: when the store holds MAX_LOCAL_RECORDS live
+    records a new proof raises :class:`ReplayStoreFull` (the request fails closed, 503) and a
+    replayed one is still refused. Expiries are wall-clock, as the ``iat`` check is, so a clock
+    that steps back keeps records longer, never shorter. Every record lives the same window (a
+    settings change clears the store), so they expire in the order they were added: each
+    :meth:`add` first drops up to two expired records from the front of that order. That keeps
+    up with the one record it adds, and a store still full afterwards holds only live records.
+    """
+
+    def __init__(self) -> None:
+        self._expiries: dict[bytes, float] = {}
+        self._order: deque[bytes] = deque()  # the keys of _expiries, oldest first
+        self._lock = threading.Lock()
+        self._warned = False
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def add(self, digest: bytes, timeout: float) -> bool:
+        """Record a proof for ``timeout`` seconds: True the first time, False while recorded."""
+        now = time.time()
+        with self._lock:
+            self._purge(now, 2)
+            expiry = self._expiries.get(digest)
+            if expiry is not None and expiry > now:
+                return False
+            if expiry is None:  # else expired but not yet purged: it keeps its place
+                if len(self._expiries) >= MAX_LOCAL_RECORDS:  # the oldest is live: all are
+                    self._refuse()
+                self._order.append(digest)
+            self._expiries[digest] = now + timeout
+            return True
+
+    def expiry(self, digest: bytes) -> float | None:
+        """When the record ``digest`` expires, if it is held (expired or not)."""
+        return self._expiries.get(digest)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiries.clear()
+            self._order.clear()
+            self._warned = False
+
+    def __len__(self) -> int:
+        return len(self._expiries)
+
+    def _purge(self, now: float, most: int) -> None:
+        """Drop up to ``most`` expired records from the front; stop at the first live one."""
+        order, expiries = self._order, self._expiries
+        while most > 0 and order:
+            expiry = expiries.get(order[0])
+            if expiry is not None and expiry > now:
+                return
+            expiries.pop(order.popleft(), None)
+            most -= 1
+
+    def _refuse(self) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "DPoP replay store full: %d live records in this process; DPoP requests are "
+                "refused (503) until records expire. Point CACHE_ALIAS at Redis (with "
+                "maxmemory-policy noeviction).",
+                len(self._expiries),
+            )
+        raise ReplayStoreFull()
+
+    def _after_fork(self) -> None:
+        """A lock another thread held at the fork would never be released in the child. The
+        parent's records stay: a proof it accepted is still refused here."""
+        self._lock = threading.Lock()
+
+
+#: The records of LocMemCache aliases (see :class:`LocalRecords`).
+local_records = LocalRecords()
+
+
 def _pack_set_nx(key: str, ttl_ms: int) -> bytes:
     """``SET key 1 NX PX ttl_ms`` as RESP (requests are the same bytes for RESP2 and RESP3),
     written directly: redis-py's generic packer took about 5 µs a call, ten times this."""
@@ -263,12 +387,14 @@ def held_connection(alias: str) -> Any | None:
 
 
 def forget_clients() -> None:
-    """Drop the kept Redis clients (settings changed: CACHES or CACHE_ALIAS may differ); each
-    thread's connection is closed and replaced at its next use."""
+    """Drop the kept Redis clients and the local records (settings changed: CACHES, CACHE_ALIAS
+    or the window may differ); each thread's connection is closed and replaced at its next use."""
     global _generation
     with _clients_lock:
         _clients.clear()
         _redis_backends.clear()
+        _local_aliases.clear()
+        local_records.clear()
         _generation += 1
 
 

@@ -119,6 +119,7 @@ def test_ath_agrees_with_the_stand_in_for_any_ascii_token(token: str) -> None:
         ("https://api.example.com/%7euser", "https://api.example.com/~user"),
         ("https://api.example.com/%41%2d%5F", "https://api.example.com/A-_"),
         ("https://api.example.com/a%2fb", "https://api.example.com/a%2Fb"),
+        ("https://api.example.com/a%3bv%3D1;w=2", "https://api.example.com/a%3Bv%3D1;w=2"),
         ("https://api.example.com/caf%c3%a9", "https://api.example.com/caf%C3%A9"),
         ("https://api.example.com/café", "https://api.example.com/caf%C3%A9"),
         ("https://api.example.com/a b", "https://api.example.com/a%20b"),
@@ -150,6 +151,51 @@ def test_normalize_htu_refuses_what_is_not_an_absolute_http_url(bad: str) -> Non
         dpop.normalize_htu(bad)
 
 
+@pytest.mark.parametrize(
+    ("given_url", "compared"),
+    [
+        ("https://api.example.com/items%3Bv%3D1", "https://api.example.com/items;v=1"),
+        ("https://api.example.com/items;v=1", "https://api.example.com/items;v=1"),
+        (
+            "https://API.example.com/%3a%40%21%24%26%27%28%29%2a%2B%2c",
+            "https://api.example.com/:@!$&'()*+,",
+        ),
+        ("https://api.example.com/a%2fb", "https://api.example.com/a%2Fb"),  # a segment's /
+        ("https://api.example.com/a%3Fb%23c%25d", "https://api.example.com/a%3Fb%23c%25d"),
+        ("https://api.example.com/%7E%20", "https://api.example.com/~%20"),
+        ("https://api.example.com/a;b/../c", "https://api.example.com/c"),
+    ],
+)
+def test_comparable_htu_decodes_the_paths_sub_delimiters_only(
+    given_url: str, compared: str
+) -> None:
+    """Django escapes ``;`` and ``=`` in the request URL and decodes them before routing: the
+    comparison cannot tell them from their escapes, but an escaped ``/`` is not a segment's end."""
+    assert dpop.comparable_htu(given_url) == compared
+
+
+def test_a_proof_for_an_escaped_slash_does_not_match_the_slash(
+    dpop_settings: Any, dpop_key: DPoPKey
+) -> None:
+    proof = dpop_key.proof("GET", "https://api.example.com/a%2Fb", access_token=TOKEN)
+    with pytest.raises(InvalidDPoPProof, match="htu"):
+        _verify(dpop_key, proof, url="https://api.example.com/a/b")
+
+
+@pytest.mark.parametrize(
+    ("htu", "url"),
+    [
+        ("https://api.example.com/items;v=1", "https://api.example.com/items%3Bv%3D1"),
+        ("https://api.example.com/items%3Bv%3D1", "https://api.example.com/items;v=1"),
+    ],
+)
+def test_a_proof_naming_sub_delimiters_literally_or_escaped_matches(
+    dpop_settings: Any, dpop_key: DPoPKey, htu: str, url: str
+) -> None:
+    proof = dpop_key.proof("GET", htu, access_token=TOKEN)
+    assert _verify(dpop_key, proof, url=url) == dpop_key.jkt
+
+
 def test_long_urls_are_normalised_without_the_memo() -> None:
     path = "a/%7e" * 200
     assert dpop.normalize_htu(f"HTTPS://api.example.com/{path}") == (
@@ -164,6 +210,9 @@ def test_normalize_htu_is_idempotent_or_refuses(path: str) -> None:
     except ValueError:
         return
     assert dpop.normalize_htu(once) == once
+    compared = dpop.comparable_htu(once)
+    assert dpop.comparable_htu(compared) == compared
+    assert dpop.comparable_htu(f"https://API.example.com/{path}") == compared
     assert once.startswith("https://api.example.com/")
     assert "?" not in once
     assert "#" not in once
@@ -235,8 +284,9 @@ def test_the_replay_key_is_a_digest_not_the_proof_or_jti(dpop_key: DPoPKey) -> N
 def _record_ttl(key: str) -> float:
     """Seconds the replay record ``key`` has left, read from the cache that holds it.
 
-    Redis answers ``PTTL`` on the client the replay check kept; local memory keeps its expiry
-    beside the value (Django has no public TTL call). Other backends are not read.
+    Redis answers ``PTTL`` on the client the replay check kept; a LocMemCache alias's records
+    are the process's own (``replay.local_records``), named by the digest ``key`` is made of.
+    Other backends are not read.
     """
     cache = replay.caches["default"]
     if isinstance(cache, RedisCache):
@@ -244,7 +294,9 @@ def _record_ttl(key: str) -> float:
         assert client is not None
         return float(client.pttl(cache.make_key(key))) / 1000
     if isinstance(cache, LocMemCache):
-        return cache._expire_info[cache.make_key(key)] - time.time()
+        expiry = replay.local_records.expiry(bytes.fromhex(key.removeprefix(replay.KEY_PREFIX)))
+        assert expiry is not None
+        return expiry - time.time()
     pytest.skip(f"no way to read a record's expiry on {type(cache).__name__}")
 
 
@@ -260,7 +312,12 @@ def test_replay_records_outlive_the_iat_window(dpop_settings: Any, dpop_key: DPo
 @pytest.fixture
 def unavailable_replay_cache(dpop_settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The replay cache out of service: a Redis on a closed port when the suite runs on Redis
-    (a real fault); on local memory, which cannot fail, a fault injected into ``cache.add``."""
+    (a real fault); on local memory, a store full of live records (its bound shrunk to 0);
+    elsewhere, a fault injected into ``cache.add``."""
+    if isinstance(replay.caches["default"], LocMemCache):
+        monkeypatch.setattr(replay, "MAX_LOCAL_RECORDS", 0)
+        yield
+        return
     if not isinstance(replay.caches["default"], RedisCache):
 
         def broken_add(*args: Any, **kwargs: Any) -> bool:

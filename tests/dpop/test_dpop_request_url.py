@@ -62,6 +62,44 @@ def test_the_htu_url_is_build_absolute_uri_without_query(path: str, quoted: bool
     _assert_same_url(RequestFactory().get(f"http://testserver{sent}"))
 
 
+#: What a path segment may hold (RFC 3986 pchar) besides escapes, and non-ASCII letters.
+SEGMENT_CHARACTERS = st.sampled_from(list("aZ09-._~:@!$&'()*+,;=é€"))
+#: Paths as a client may write them: each character literal or percent-escaped (UTF-8).
+CLIENT_PATHS = st.lists(
+    st.lists(
+        st.tuples(SEGMENT_CHARACTERS, st.booleans()).map(
+            lambda c: quote(c[0], safe="") if c[1] else c[0]
+        ),
+        max_size=8,
+    ).map("".join),
+    min_size=1,
+    max_size=4,
+).map(lambda segments: "/" + "/".join(segments))
+
+
+@given(path=CLIENT_PATHS)
+@example(path="/api/items;v=1")
+@example(path="/api/key=value")
+@example(path="/api/items%3Bv%3D1")
+@example(path="/:@!$&'()*+,;=")
+def test_a_proof_naming_the_url_the_client_sent_matches_the_request_url(path: str) -> None:
+    """However the client escapes the path's characters in its request and its ``htu``, Django
+    routes the same decoded path, and the proof matches: ``escape_uri_path`` escapes ``;`` and
+    ``=`` where clients write them literally."""
+    sent = f"http://testserver{path}"
+    request = RequestFactory().get(sent)
+    assert dpop.comparable_htu(sent) == dpop.comparable_htu(request_url(request))
+
+
+def test_an_escaped_slash_is_not_the_request_urls_slash() -> None:
+    """Django decodes ``%2F`` before routing, but it is not a segment boundary to the client:
+    a proof for ``/a%2Fb`` does not name a request for ``/a/b``."""
+    request = RequestFactory().get("http://testserver/a/b")
+    assert dpop.comparable_htu("http://testserver/a%2Fb") != dpop.comparable_htu(
+        request_url(request)
+    )
+
+
 @pytest.mark.parametrize(
     ("settings_", "meta"),
     [

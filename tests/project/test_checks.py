@@ -19,14 +19,33 @@ GOOD: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def shared_cache(settings: Any, tmp_path: Path) -> None:
-    """A cache that is shared between processes (so W001 has no reason to fire)."""
+    """A cache that is shared between processes and never evicts a replay record early (so
+    neither W001 nor W005 has a reason to fire; no check connects to it), and ones that cull."""
     settings.CACHES = {
         **settings.CACHES,
         "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        },
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "files": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(tmp_path / "cache"),
         },
-        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "database": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"},
+        "pymemcache": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": "127.0.0.1:1",
+        },
+        "pylibmc": {
+            "BACKEND": "django.core.cache.backends.memcached.PyLibMCCache",
+            "LOCATION": "127.0.0.1:1",
+        },
+        "large database": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "t",
+            "OPTIONS": {"MAX_ENTRIES": 10_000_000},
+        },
     }
 
 
@@ -108,6 +127,10 @@ CASES: dict[str, tuple[Any, str]] = {
     "MAX_TOKEN_AGE infinite": ({**GOOD, "MAX_TOKEN_AGE": float("inf")}, "auth0_obo.E018"),
     "MAX_TOKEN_AGE NaN": ({**GOOD, "MAX_TOKEN_AGE": float("nan")}, "auth0_obo.E018"),
     "per-process cache with DPoP": ({**GOOD, "CACHE_ALIAS": "local"}, "auth0_obo.W001"),
+    "DPoP replay on a file cache": ({**GOOD, "CACHE_ALIAS": "files"}, "auth0_obo.W005"),
+    "DPoP replay on a database cache": ({**GOOD, "CACHE_ALIAS": "database"}, "auth0_obo.W005"),
+    "DPoP replay on pymemcache": ({**GOOD, "CACHE_ALIAS": "pymemcache"}, "auth0_obo.W005"),
+    "DPoP replay on pylibmc": ({**GOOD, "CACHE_ALIAS": "pylibmc"}, "auth0_obo.W005"),
 }
 
 
@@ -150,3 +173,34 @@ def test_the_per_process_cache_warning_fires_only_where_several_processes_are_li
     found = ids({**GOOD, "CACHE_ALIAS": "local"}, settings)
 
     assert found == (["auth0_obo.W001"] if warned else [])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**GOOD, "CACHE_ALIAS": "files", "DPOP_MODE": "disabled"},  # no replay records
+        {**GOOD, "CACHE_ALIAS": "large database"},  # MAX_ENTRIES well above a window's proofs
+        {**GOOD, "CACHE_ALIAS": "shared"},  # Redis: noeviction is the operator's part
+    ],
+    ids=["dpop-disabled", "large-max-entries", "redis"],
+)
+def test_a_replay_cache_that_cannot_evict_early_is_not_reported(
+    settings: Any, config: dict[str, Any]
+) -> None:
+    assert "auth0_obo.W005" not in ids(config, settings)
+
+
+def test_the_per_process_cache_is_not_reported_as_evicting(settings: Any) -> None:
+    """LocMemCache culls too, but the replay records then stay in the process itself."""
+    settings.DEBUG = True  # one process: W001 has no reason to fire either
+    assert ids({**GOOD, "CACHE_ALIAS": "local"}, settings) == []
+
+
+def test_the_eviction_warning_says_what_to_do(settings: Any) -> None:
+    settings.AUTH0_OBO = {**GOOD, "CACHE_ALIAS": "database"}
+
+    [message] = check_settings()
+
+    assert "MAX_ENTRIES (300)" in message.msg
+    assert "noeviction" in message.hint
+    assert "MAX_ENTRIES" in message.hint

@@ -200,7 +200,8 @@ def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> l
                 Warning(
                     "DPoP replay detection uses a per-process cache: a proof replayed to another "
                     "worker process is not detected.",
-                    hint="Point CACHE_ALIAS at a shared cache (Redis, Memcached, database).",
+                    hint="Point CACHE_ALIAS at a shared cache that keeps every record for its "
+                    "window: Redis with maxmemory-policy noeviction (W005 names the others).",
                     obj=SETTINGS_NAME,
                     id="auth0_obo.W001",
                 )

@@ -226,8 +226,9 @@ def run(once: bool, keep_db: Path | None = None) -> int:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "testproject.settings",
             "DATABASE_URL": f"sqlite:///{workdir / 'demo.sqlite3'}",
-            # A cache the server's processes share, as DPoP replay detection needs (W001).
-            "CACHE_URL": f"filecache://{workdir / 'cache'}",
+            # A cache the server's processes share, as DPoP replay detection needs (W001), large
+            # enough that no replay record is culled before its window ends (W005).
+            "CACHE_URL": f"filecache://{workdir / 'cache'}?max_entries=1000000",
             "AUTH0_DOMAIN": tenant.domain,
             "AUTH0_AUDIENCE": f"{MCP_API},{CALENDAR_API}",
             "AUTH0_CLIENT_ID": tenant.client_id,

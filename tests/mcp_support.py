@@ -10,6 +10,17 @@ from django_auth0_obo.testing.config import CALENDAR_API
 
 #: The MCP server's own client at the tenant (it exchanges users' tokens).
 SERVER_CLIENT = "calendar-mcp-server"
+#: The JSON-RPC request that opens an MCP session.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 
 
 def configure_mcp(tenant: LocalTenant, settings: Any, resource: str) -> None:

@@ -25,7 +25,7 @@ from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import DPoPKey, LocalTenant
 from django_auth0_obo.testing.config import CALENDAR_API
 from django_auth0_obo.testing.mcp_client import oauth_client, tls_context
-from tests.mcp_support import SERVER_CLIENT, configure_mcp
+from tests.mcp_support import INITIALIZE, SERVER_CLIENT, configure_mcp
 from tests.uvicorn_support import bind, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,16 +153,6 @@ def test_tls_context_trusts_the_stand_in(auth0_tenant: LocalTenant) -> None:
     assert response.status_code == 200
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 MCP_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": "2025-06-18",

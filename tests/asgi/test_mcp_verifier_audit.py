@@ -21,22 +21,13 @@ from django_auth0_obo import audit
 from django_auth0_obo.mcp import Auth0TokenVerifier, auth_settings
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.testing import LocalTenant
+from tests.mcp_support import INITIALIZE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOST = "api.example.com"
 RESOURCE = f"https://{HOST}/mcp"
 SCOPES = ["mcp:read"]
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_auth0_obo import signals
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 
@@ -152,18 +151,6 @@ def delegated(tenant: Any, actor: str = MCP, **kwargs: Any) -> str:
 
 def get(client: Any, url: str, token: str) -> Any:
     return client.get(url, HTTP_AUTHORIZATION=f"Bearer {token}")
-
-
-@pytest.fixture
-def denials() -> Any:
-    seen: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.actor_denied.connect(receiver)
-    yield seen
-    signals.actor_denied.disconnect(receiver)
 
 
 def test_an_allowed_current_actor_passes(auth0_tenant, api_client):

@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_auth0_obo import signals
 from django_auth0_obo.models import DelegationEvent
 from django_auth0_obo.permissions import AllowedActors, HasScopes
 
@@ -88,18 +87,6 @@ urlpatterns = [
     path("scopes-or-then-deny-objects", ScopesOrThenDenyObjects.as_view()),
     path("actors-or-admin", ActorsOrAdmin.as_view()),
 ]
-
-
-@pytest.fixture
-def denials() -> Any:
-    seen: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.actor_denied.connect(receiver)
-    yield seen
-    signals.actor_denied.disconnect(receiver)
 
 
 def rogue(tenant: Any) -> str:

@@ -41,7 +41,7 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
-from django_auth0_obo import signals
+from django_auth0_obo import signals, transactions
 from django_auth0_obo.conf import obo_settings
 
 logger = logging.getLogger("django_auth0_obo")
@@ -247,18 +247,8 @@ def _alias() -> str:
 
 
 def _in_callers_transaction() -> bool:
-    """Whether this thread's audit connection is inside a transaction its caller opened (an
-    ``atomic`` block, or autocommit turned off), which a write there would belong to.
-
-    The blocks Django's ``TestCase`` (and so pytest-django's ``django_db``) opens around a test
-    do not count, so tests still read their rows at once: this mirrors Django's own check for
-    ``atomic(durable=True)`` in ``Atomic.__enter__`` (``atomic_blocks[-1]._from_testcase``)."""
-    connection = connections[_alias()]
-    if connection.in_atomic_block:
-        blocks = connection.atomic_blocks
-        return not (blocks and getattr(blocks[-1], "_from_testcase", False))  # private: no stub
-    # No I/O: without a connection there is no transaction, and with one this only reads it.
-    return connection.connection is not None and not connection.get_autocommit()
+    """Whether this thread's audit connection is in a transaction its caller opened."""
+    return transactions.in_callers_transaction(_alias())
 
 
 def _write_batch(rows: list[dict[str, Any]]) -> None:

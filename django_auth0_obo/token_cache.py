@@ -23,6 +23,7 @@ Fernet-encrypted (:mod:`django_auth0_obo.crypto`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from django_auth0_obo import transactions
 from django_auth0_obo.conf import obo_settings, on_reload
 from django_auth0_obo.crypto import DecryptionError, decrypt_token, encrypt_token
 from django_auth0_obo.models import ExchangedToken
@@ -127,7 +129,7 @@ def get_or_fetch(key: str, fetch: Callable[[], IssuedToken]) -> Lookup:
 def revoke_tokens(queryset: Any) -> int:
     """Delete the given ``ExchangedToken`` rows and make every process forget them; return how
     many rows were deleted. Workers stop serving them within :data:`GENERATION_CHECK_INTERVAL`."""
-    deleted, _ = queryset.delete()
+    deleted, _ = transactions.run_committed(queryset.db, queryset.delete)
     memo.revoke()
     return int(deleted)
 
@@ -210,11 +212,12 @@ class HitCounter:
         now = timezone.now()
         for alias, counts in by_alias.items():
             increment = Case(*(When(key=k, then=Value(n)) for k, n in counts.items()), default=0)
-            try:
-                with _savepoint(alias):
-                    ExchangedToken.objects.using(alias).filter(key__in=list(counts)).update(
-                        hit_count=F("hit_count") + increment, last_used_at=now
-                    )
+            rows = ExchangedToken.objects.using(alias).filter(key__in=list(counts))
+            update = functools.partial(
+                rows.update, hit_count=F("hit_count") + increment, last_used_at=now
+            )
+            try:  # never in the caller's transaction: its row locks would last the request
+                transactions.run_committed(alias, update, one_statement=True)
             except DatabaseError as exc:
                 logger.info("Could not record cache hits (%s).", type(exc).__name__)
                 continue
@@ -487,13 +490,16 @@ class _Attempt:
             encrypted_token="", cached_until__lte=now
         )
         lapse = _after(now, lease_seconds)
-        try:
-            with _savepoint(self.alias, always=True):
-                qs = ExchangedToken.objects.using(self.alias)
-                qs.filter(stale, key=self.key).delete()
-                lease = qs.create(
-                    key=self.key, subject="", audience="", expires_at=lapse, cached_until=lapse
-                )
+
+        def claim() -> ExchangedToken:
+            qs = ExchangedToken.objects.using(self.alias)
+            qs.filter(stale, key=self.key).delete()
+            return qs.create(
+                key=self.key, subject="", audience="", expires_at=lapse, cached_until=lapse
+            )
+
+        try:  # committed at once, whatever the caller's transaction: others must see the lease
+            lease = transactions.run_committed(self.alias, claim)
         except IntegrityError:
             return None
         except DatabaseError as exc:
@@ -531,8 +537,9 @@ class _Attempt:
         if not self.db_ok:
             return None
         try:
-            with _savepoint(self.alias, always=True):
-                return operation(ExchangedToken.objects.using(self.alias))
+            return transactions.run_committed(
+                self.alias, lambda: operation(ExchangedToken.objects.using(self.alias))
+            )
         except IntegrityError:
             return None
         except DatabaseError as exc:
@@ -583,10 +590,9 @@ def _after(moment: datetime, seconds: float) -> datetime:
 
 
 @contextlib.contextmanager
-def _savepoint(alias: str, *, always: bool = False) -> Iterator[None]:
-    """A savepoint when inside the caller's transaction (a cache error must not doom it);
-    with ``always``, a transaction of our own otherwise (multi-statement writes)."""
-    if always or connections[alias].in_atomic_block:
+def _savepoint(alias: str) -> Iterator[None]:
+    """A savepoint when inside the caller's transaction, so a failed read cannot doom it."""
+    if connections[alias].in_atomic_block:
         with transaction.atomic(using=alias):
             yield
     else:

@@ -43,6 +43,16 @@ def _no_audit_rows_carried_between_tests():
     audit_buffer.buffer.discard()
 
 
+@pytest.fixture(autouse=True)
+def _no_connection_left_on_the_commit_thread():
+    """Writes made from inside a test's own transaction run on the app's commit thread, whose
+    connection would otherwise outlive the test database (PostgreSQL refuses to drop it)."""
+    yield
+    from django_auth0_obo import transactions
+
+    transactions.close_connections()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under ``REQUIRE_SERVICES=1`` (CI), stop before any test when a service does not answer."""
     from tests.services import unreachable_services
